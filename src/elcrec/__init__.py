@@ -1,0 +1,11 @@
+"""Reproduction pipeline for ELCRec (NeurIPS 2024): data, models, training, statistics, report."""
+
+__version__ = "0.1.0"
+
+
+class ElcrecError(Exception):
+    """An error the user can cause and fix (bad input, bad config, checksum mismatch).
+
+    The command line prints its message alone, without a traceback, so the message must name
+    the file, line or key, what was expected and what was found.
+    """

@@ -1,0 +1,90 @@
+"""The dataset registry (config/datasets.yaml) and the run config's choice of route.
+
+A registry entry names, per route, the source files (URL and checksum), the raw format with its
+reader options, and the preprocessing. The run config picks a route per dataset and may
+override `sources` (replaced), `reader` and `preprocessing` (merged key by key): that is how
+the smoke profile points every dataset at the tiny fixtures. Both files are schema-validated
+by the workflow before this module sees them.
+"""
+
+from __future__ import annotations
+
+import copy
+import urllib.parse
+from pathlib import Path
+
+import yaml
+
+from elcrec import ElcrecError
+from elcrec.data.download import Source
+
+INTERACTIONS = "interactions"
+
+
+def load_registry(paths: list[str | Path]) -> dict:
+    """Merge registry files; a dataset named in two files is an error, not a silent override."""
+    registry: dict = {}
+    origin: dict[str, Path] = {}
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise ElcrecError(f"dataset registry {path} not found")
+        entries = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(entries, dict):
+            raise ElcrecError(f"{path}: expected a mapping of dataset names to entries")
+        for name, entry in entries.items():
+            if name in registry:
+                raise ElcrecError(f"{path}: dataset {name!r} is already defined in {origin[name]}")
+            registry[name], origin[name] = entry, path
+    return registry
+
+
+def resolve_dataset(registry: dict, name: str, selection: dict | None, base_dir: str | Path) -> dict:
+    """The full recipe for one dataset: registry route + config overrides, paths made absolute."""
+    if name not in registry:
+        raise ElcrecError(f"config datasets.{name}: no such dataset in the registry (known: {sorted(registry)})")
+    entry, selection = registry[name], selection or {}
+    route_name = selection.get("route", entry["default_route"])
+    if route_name not in entry["routes"]:
+        raise ElcrecError(
+            f"config datasets.{name}.route: {route_name!r} is not a route of {name} (routes: {sorted(entry['routes'])})"
+        )
+    route = copy.deepcopy(entry["routes"][route_name])
+    sources = copy.deepcopy(selection.get("sources", route["sources"]))
+    for source in sources:
+        source["url"] = _absolute_file_url(source.get("url"), Path(base_dir))
+    return {
+        "name": name,
+        "title": entry.get("title", name),
+        "route": route_name,
+        "format": route["format"],
+        "sources": sources,
+        "reader": {**route.get("reader", {}), **selection.get("reader", {})},
+        "preprocessing": {**route.get("preprocessing", {}), **selection.get("preprocessing", {})},
+        "notes": route.get("notes", ""),
+    }
+
+
+def _absolute_file_url(url: str | None, base_dir: Path) -> str | None:
+    """`file://relative/path` is read relative to the repository root, so configs stay portable."""
+    if url is None or not url.startswith("file://"):
+        return url
+    path = Path(urllib.parse.unquote(url[len("file://") :]))
+    return (base_dir / path).resolve().as_uri() if not path.is_absolute() else url
+
+
+def source_of(spec: dict, filename: str) -> Source:
+    matches = [source for source in spec["sources"] if source["name"] == filename]
+    if len(matches) != 1:
+        raise ElcrecError(f"dataset {spec['name']}: no single source named {filename!r}")
+    source = matches[0]
+    algorithm = next((name for name in ("sha256", "md5") if source.get(name)), None)
+    return Source(
+        name=source["name"],
+        url=source.get("url"),
+        algorithm=algorithm,
+        digest=source.get(algorithm) if algorithm else None,
+    )
+
+
+def interaction_sources(spec: dict) -> list[str]:
+    return [source["name"] for source in spec["sources"] if source.get("role", INTERACTIONS) == INTERACTIONS]

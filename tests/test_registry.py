@@ -1,0 +1,81 @@
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import FIXTURES, REPO, SHARED
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from elcrec import ElcrecError
+from elcrec.data.registry import interaction_sources, load_registry, resolve_dataset, source_of
+
+REGISTRY_FILE = REPO / "config" / "datasets.yaml"
+
+
+@pytest.fixture
+def registry():
+    return load_registry([REGISTRY_FILE])
+
+
+def test_registry_validates_and_names_every_dataset(registry):
+    validate(registry, str(REPO / "config" / "datasets.schema.yaml"))
+    assert {"beauty", "sports", "toys", "yelp", "ml-1m", "mind-small", "example-csv"} <= set(registry)
+
+
+def test_registry_carries_the_shared_benchmark_digests(registry):
+    sums = SHARED / "data" / "benchmark" / "SHA256SUMS"
+    if not sums.exists():
+        pytest.skip("../shared is not beside the checkout")
+    digests = dict(line.split()[::-1] for line in sums.read_text().splitlines())
+    paper_sources = [s for entry in registry.values() for s in entry["routes"].get("paper", {}).get("sources", [])]
+    registered = {source["name"]: source["sha256"] for source in paper_sources}
+    assert registered == digests
+
+
+def test_resolve_applies_route_and_overrides(registry, tmp_path):
+    spec = resolve_dataset(registry, "mind-small", {"preprocessing": {"user_k": 3}}, tmp_path)
+    assert spec["format"] == "mind_behaviors" and spec["preprocessing"] == {"user_k": 3, "item_k": 5, "dedupe": "first"}
+    assert interaction_sources(spec) == ["MINDsmall_train.zip", "MINDsmall_dev.zip"]
+    assert source_of(spec, "MINDsmall_dev.zip").algorithm == "md5"
+
+    beauty = resolve_dataset(registry, "beauty", None, tmp_path)
+    assert beauty["route"] == "paper" and interaction_sources(beauty) == ["Beauty.txt"]
+    override = {
+        "route": "raw",
+        "sources": [{"name": "r.json.gz", "url": "file://tests/data/r.json.gz", "sha256": None}],
+    }
+    raw = resolve_dataset(registry, "beauty", override, tmp_path)
+    assert raw["format"] == "amazon_json"
+    assert raw["sources"][0]["url"] == (tmp_path / "tests/data/r.json.gz").as_uri()  # relative to the repository
+    assert source_of(raw, "r.json.gz").digest is None
+
+
+def test_resolve_errors_name_the_key(registry, tmp_path):
+    with pytest.raises(ElcrecError, match="config datasets.beauty.route: 'rare'"):
+        resolve_dataset(registry, "beauty", {"route": "rare"}, tmp_path)
+    with pytest.raises(ElcrecError, match="config datasets.netflix"):
+        resolve_dataset(registry, "netflix", None, tmp_path)
+
+
+def test_a_dataset_defined_twice_is_an_error(tmp_path):
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(yaml.safe_dump({"beauty": {"title": "again"}}))
+    with pytest.raises(ElcrecError, match="'beauty' is already defined"):
+        load_registry([REGISTRY_FILE, extra])
+
+
+def test_registry_schema_rejects_a_bad_digest(registry):
+    registry["beauty"]["routes"]["paper"]["sources"][0]["sha256"] = "abc"
+    with pytest.raises(WorkflowError, match="does not match"):
+        validate(registry, str(REPO / "config" / "datasets.schema.yaml"))
+
+
+def test_smoke_config_digests_match_the_fixtures():
+    sums = dict(line.split()[::-1] for line in (FIXTURES / "SHA256SUMS").read_text().splitlines())
+    smoke = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    for selection in smoke["datasets"].values():
+        for source in selection["sources"]:
+            relative = Path(source["url"].removeprefix("file://")).relative_to("tests/data").as_posix()
+            assert relative in sums
+            if source["sha256"] is not None:
+                assert source["sha256"] == sums[relative], relative

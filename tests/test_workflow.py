@@ -1,0 +1,99 @@
+"""The Snakemake workflow as a user runs it: lint, the full DAG, config errors, the smoke run
+end to end offline, and the paper route reproducing the benchmark files bit for bit."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, SHARED
+
+PROTOCOL_STATS = {  # PROTOCOL.md "Data": users / items / interactions
+    "beauty": ("Beauty.txt", 22363, 12101, 198502),
+    "sports": ("Sports_and_Outdoors.txt", 35598, 18357, 296337),
+    "toys": ("Toys_and_Games.txt", 19412, 11924, 167597),
+    "yelp": ("Yelp.txt", 30431, 20033, 316354),
+}
+SMOKE_DATASETS = ["beauty", "toys", "sports", "yelp", "ml-1m", "mind-small", "example-csv"]
+
+
+def snakemake(*args: str, workdir: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+    if workdir is not None:
+        command += ["--directory", str(workdir)]
+    command += args  # last: --config and --configfile take every value after them
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    table = output.split("Job stats:")[1].split("\n\n")[0].splitlines()[3:]
+    return {name: int(count) for name, count in (line.split() for line in table)}
+
+
+def test_lint_is_clean():
+    result = snakemake("--lint")
+    assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr
+
+
+def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
+    result = snakemake("-n", workdir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    # 4 benchmark files + ml-1m.zip + the two MIND zips; one sequence file per dataset
+    assert job_counts(result.stdout) == {"download": 7, "sequences": 6, "all": 1, "total": 14}
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("downlaod:\n  retries: 3\n", "'downlaod' was unexpected"),
+        ("download:\n  retries: three\n", "On instance['download']['retries']"),
+        ("datasets:\n  beauty: {route: paper, sorces: []}\n", "'sorces' was unexpected"),
+    ],
+)
+def test_config_errors_stop_before_any_job_and_name_the_key(tmp_path, override, expected):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(override)
+    result = snakemake("-n", "--configfile", str(bad), workdir=tmp_path)
+    assert result.returncode != 0 and expected in result.stdout + result.stderr
+    assert not (tmp_path / "resources").exists()
+
+
+def test_unknown_route_is_one_clear_error(tmp_path):
+    result = snakemake("-n", "--config", "datasets={'beauty': {'route': 'rare'}}", workdir=tmp_path)
+    assert result.returncode != 0 and "config datasets.beauty.route: 'rare'" in result.stdout + result.stderr
+
+
+def test_smoke_profile_runs_download_to_sequences_offline(tmp_path):
+    result = snakemake("--cores", "2", "--configfile", str(REPO / "config" / "smoke.yaml"), workdir=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in SMOKE_DATASETS:
+        stats = json.loads((tmp_path / f"resources/sequences/{name}.stats.json").read_text())
+        text = (tmp_path / f"resources/sequences/{name}.txt").read_bytes()
+        assert stats["sequence_sha256"] == hashlib.sha256(text).hexdigest()
+        assert stats["min_length"] >= 5 and stats["users"] > 50, name
+    yelp = json.loads((tmp_path / "resources/sequences/yelp.stats.json").read_text())
+    assert yelp["steps"]["time_window"]["interactions"] == yelp["steps"]["raw"]["interactions"] - 2
+    assert yelp["sources"][0]["verification"].startswith("trust-on-first-use")
+    assert (tmp_path / "resources/raw/yelp/yelp_academic_dataset_review.json.tofu.sha256").exists()
+
+    again = snakemake("--cores", "2", "--configfile", str(REPO / "config" / "smoke.yaml"), workdir=tmp_path)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "benchmark").is_dir(), reason="../shared is not beside the checkout")
+def test_paper_route_reproduces_the_benchmark_files_bit_for_bit(tmp_path):
+    targets = [f"resources/sequences/{name}.stats.json" for name in PROTOCOL_STATS]
+    mirror = f"mirror_dir={SHARED / 'data' / 'benchmark'}"
+    result = snakemake("--cores", "2", "--config", mirror, "--", *targets, workdir=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sums = dict(line.split()[::-1] for line in (SHARED / "data/benchmark/SHA256SUMS").read_text().splitlines())
+    for name, (filename, users, items, interactions) in PROTOCOL_STATS.items():
+        produced = (tmp_path / f"resources/sequences/{name}.txt").read_bytes()
+        assert hashlib.sha256(produced).hexdigest() == sums[filename]
+        stats = json.loads((tmp_path / f"resources/sequences/{name}.stats.json").read_text())
+        assert (stats["users"], stats["items"], stats["interactions"]) == (users, items, interactions)
+        assert stats["sources"][0]["verification"] == "registry checksum"

@@ -1,0 +1,41 @@
+# download -> resources/raw/{dataset}/{filename} (+ provenance record)
+# sequences -> resources/sequences/{dataset}.txt (+ stats for the dataset tables)
+
+
+# Downloads run on the submitting host: cluster compute nodes often have no internet.
+localrules:
+    download,
+
+
+rule download:
+    output:
+        file="resources/raw/{dataset}/{filename}",
+        record="resources/provenance/{dataset}/{filename}.json",
+    params:
+        elcrec=ELCREC,
+        args=download_args,
+    log:
+        "logs/download/{dataset}/{filename}.log",
+    conda:
+        "../../envs/elcrec.yaml"
+    shell:
+        "{params.elcrec} download {params.args} --dest {output.file:q} --record {output.record:q} 2> {log:q}"
+
+
+rule sequences:
+    input:
+        raw=raw_files,
+        records=provenance_records,
+    output:
+        sequences="resources/sequences/{dataset}.txt",
+        stats="resources/sequences/{dataset}.stats.json",
+    params:
+        elcrec=ELCREC,
+        spec=dataset_spec,
+    log:
+        "logs/sequences/{dataset}.log",
+    conda:
+        "../../envs/elcrec.yaml"
+    shell:
+        "{params.elcrec} sequences --spec {params.spec:q} --inputs {input.raw:q} --records {input.records:q}"
+        " --output {output.sequences:q} --stats {output.stats:q} 2> {log:q}"
