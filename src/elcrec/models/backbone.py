@@ -1,0 +1,126 @@
+"""The SASRec encoder exactly as the authors' code runs it (PROTOCOL.md "Backbone").
+
+Post-LN Transformer blocks, exact (erf) GELU, an additive -10000 attention mask (causal and
+key-is-not-padding), LayerNorm eps 1e-12, dropout everywhere, N(0, 0.02) initialisation of every
+Linear and Embedding weight (the padding row included). Attention is written out with
+matmuls, as in the reference, so that the released checkpoint gives the published metrics.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional
+
+MASKED_LOGIT = -10000.0
+LAYER_NORM_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class BackboneSettings:
+    hidden_size: int = 64
+    layers: int = 2
+    heads: int = 2
+    inner_size: int = 256
+    max_len: int = 50
+    dropout: float = 0.5
+    attention_dropout: float = 0.5
+    init_std: float = 0.02
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, settings: BackboneSettings) -> None:
+        super().__init__()
+        if settings.hidden_size % settings.heads:
+            raise ValueError(f"hidden_size {settings.hidden_size} is not a multiple of heads {settings.heads}")
+        self.heads = settings.heads
+        self.head_size = settings.hidden_size // settings.heads
+        self.query = nn.Linear(settings.hidden_size, settings.hidden_size)
+        self.key = nn.Linear(settings.hidden_size, settings.hidden_size)
+        self.value = nn.Linear(settings.hidden_size, settings.hidden_size)
+        self.output = nn.Linear(settings.hidden_size, settings.hidden_size)
+        self.attention_dropout = nn.Dropout(settings.attention_dropout)
+        self.output_dropout = nn.Dropout(settings.dropout)
+        self.norm = nn.LayerNorm(settings.hidden_size, eps=LAYER_NORM_EPS)
+
+    def _split_heads(self, states: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = states.shape
+        return states.view(batch, length, self.heads, self.head_size).transpose(1, 2)
+
+    def forward(self, states: torch.Tensor, additive_mask: torch.Tensor) -> torch.Tensor:
+        query, key, value = (self._split_heads(layer(states)) for layer in (self.query, self.key, self.value))
+        logits = query @ key.transpose(-1, -2) / math.sqrt(self.head_size) + additive_mask
+        weights = self.attention_dropout(torch.softmax(logits, dim=-1))
+        context = (weights @ value).transpose(1, 2).reshape(states.shape)
+        return self.norm(self.output_dropout(self.output(context)) + states)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, settings: BackboneSettings) -> None:
+        super().__init__()
+        self.expand = nn.Linear(settings.hidden_size, settings.inner_size)
+        self.contract = nn.Linear(settings.inner_size, settings.hidden_size)
+        self.dropout = nn.Dropout(settings.dropout)
+        self.norm = nn.LayerNorm(settings.hidden_size, eps=LAYER_NORM_EPS)
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        hidden = self.contract(functional.gelu(self.expand(states), approximate="none"))
+        return self.norm(self.dropout(hidden) + states)
+
+
+class Block(nn.Module):
+    def __init__(self, settings: BackboneSettings) -> None:
+        super().__init__()
+        self.attention = SelfAttention(settings)
+        self.feed_forward = FeedForward(settings)
+
+    def forward(self, states: torch.Tensor, additive_mask: torch.Tensor) -> torch.Tensor:
+        return self.feed_forward(self.attention(states, additive_mask))
+
+
+class Backbone(nn.Module):
+    """input ids [batch, max_len] (left-padded with 0) -> outputs [batch, max_len, hidden]."""
+
+    def __init__(self, vocab_size: int, settings: BackboneSettings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.item_embedding = nn.Embedding(vocab_size, settings.hidden_size, padding_idx=0)
+        self.position_embedding = nn.Embedding(settings.max_len, settings.hidden_size)
+        self.embedding_norm = nn.LayerNorm(settings.hidden_size, eps=LAYER_NORM_EPS)
+        self.embedding_dropout = nn.Dropout(settings.dropout)
+        self.blocks = nn.ModuleList(Block(settings) for _ in range(settings.layers))
+        self.apply(self._initialise)
+
+    def _initialise(self, module: nn.Module) -> None:
+        # As the reference: every weight N(0, std), the padding row too; biases 0; LayerNorm 1/0.
+        if isinstance(module, nn.Linear | nn.Embedding):
+            module.weight.data.normal_(mean=0.0, std=self.settings.init_std)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            module.bias.data.zero_()
+        elif isinstance(module, nn.LayerNorm):
+            module.weight.data.fill_(1.0)
+            module.bias.data.zero_()
+
+    @staticmethod
+    def additive_mask(input_ids: torch.Tensor) -> torch.Tensor:
+        """[batch, 1, L, L]: 0 where query t may attend key s (s <= t and s is an item), else -10000."""
+        length = input_ids.shape[1]
+        causal = torch.ones(length, length, dtype=torch.bool, device=input_ids.device).tril()
+        allowed = causal[None, None, :, :] & (input_ids > 0)[:, None, None, :]
+        return (~allowed).to(torch.float32) * MASKED_LOGIT
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        states = self.item_embedding(input_ids) + self.position_embedding(positions)[None]
+        states = self.embedding_dropout(self.embedding_norm(states))
+        mask = self.additive_mask(input_ids).to(states.dtype)
+        for block in self.blocks:
+            states = block(states, mask)
+        return states
+
+    def item_scores(self, user_states: torch.Tensor) -> torch.Tensor:
+        """[batch, hidden] -> [batch, vocab]: dot product with every embedding row (padding and mask too)."""
+        return user_states @ self.item_embedding.weight.T

@@ -1,0 +1,58 @@
+"""Import the authors' released ELCRec checkpoint (shared/reference/README.md) into our modules.
+
+Their layout follows the ICLRec code: `item_encoder.layer.N.attention.{query,key,value,dense,
+LayerNorm}`, `...intermediate.{dense_1,dense_2,LayerNorm}`, `item_embeddings`,
+`position_embeddings`, `LayerNorm` and `cluster_centers`. Only names change; tensors are copied
+as they are (both use torch's Linear layout).
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from elcrec import ElcrecError
+
+_RENAMES = [
+    (r"^item_embeddings\.", "item_embedding."),
+    (r"^position_embeddings\.", "position_embedding."),
+    (r"^LayerNorm\.", "embedding_norm."),
+    (r"^item_encoder\.layer\.(\d+)\.attention\.dense\.", r"blocks.\1.attention.output."),
+    (r"^item_encoder\.layer\.(\d+)\.attention\.LayerNorm\.", r"blocks.\1.attention.norm."),
+    (r"^item_encoder\.layer\.(\d+)\.attention\.(query|key|value)\.", r"blocks.\1.attention.\2."),
+    (r"^item_encoder\.layer\.(\d+)\.intermediate\.dense_1\.", r"blocks.\1.feed_forward.expand."),
+    (r"^item_encoder\.layer\.(\d+)\.intermediate\.dense_2\.", r"blocks.\1.feed_forward.contract."),
+    (r"^item_encoder\.layer\.(\d+)\.intermediate\.LayerNorm\.", r"blocks.\1.feed_forward.norm."),
+]
+CENTRES_KEY = "cluster_centers"
+
+
+def convert_reference_state(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    """-> (backbone state dict in our names, cluster centres or None)."""
+    backbone, centres = {}, state.get(CENTRES_KEY)
+    for key, tensor in state.items():
+        if key == CENTRES_KEY:
+            continue
+        for pattern, replacement in _RENAMES:
+            renamed, count = re.subn(pattern, replacement, key)
+            if count:
+                backbone[renamed] = tensor
+                break
+        else:
+            raise ElcrecError(f"reference checkpoint: unexpected key {key!r} (shape {tuple(tensor.shape)})")
+    return backbone, centres
+
+
+def reference_layout(state: dict[str, torch.Tensor]) -> dict[str, int]:
+    """Sizes read off a reference state dict: vocabulary, hidden size, layers, max length, clusters."""
+    layers = {int(match.group(1)) for key in state if (match := re.match(r"item_encoder\.layer\.(\d+)\.", key))}
+    vocab_size, hidden_size = state["item_embeddings.weight"].shape
+    centres = state.get(CENTRES_KEY)
+    return {
+        "vocab_size": int(vocab_size),
+        "hidden_size": int(hidden_size),
+        "layers": len(layers),
+        "max_len": int(state["position_embeddings.weight"].shape[0]),
+        "clusters": int(centres.shape[0]) if centres is not None else 0,
+    }

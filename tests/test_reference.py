@@ -1,0 +1,44 @@
+"""The authors' released Beauty checkpoint, loaded into our backbone, must give Table 1's ELCRec
+numbers exactly under the reference protocol: the strongest check of our evaluation."""
+
+import pytest
+import torch
+from conftest import SHARED
+
+from elcrec import ElcrecError
+from elcrec.data.sequences import SequenceData
+from elcrec.evaluation import evaluate
+from elcrec.models.backbone import Backbone, BackboneSettings
+from elcrec.models.reference import convert_reference_state, reference_layout
+
+CHECKPOINT = SHARED / "reference" / "ELCRec-Beauty-1.pt"
+BEAUTY = SHARED / "data" / "benchmark" / "Beauty.txt"
+
+
+def test_unknown_keys_are_refused():
+    with pytest.raises(ElcrecError, match="unexpected key 'classifier.weight'"):
+        convert_reference_state({"classifier.weight": torch.zeros(2, 2)})
+
+
+@pytest.mark.skipif(not CHECKPOINT.exists(), reason="../shared/reference is not beside the checkout")
+def test_reference_checkpoint_reproduces_table_1_exactly():
+    state = torch.load(CHECKPOINT, map_location="cpu", weights_only=True)
+    layout = reference_layout(state)
+    assert layout == {"vocab_size": 12103, "hidden_size": 64, "layers": 1, "max_len": 50, "clusters": 256}
+    backbone_state, centres = convert_reference_state(state)
+    assert centres.shape == (256, 64)
+
+    split = SequenceData.load(BEAUTY).split(max_len=layout["max_len"])
+    model = Backbone(split.vocab_size, BackboneSettings(layers=layout["layers"]))
+    model.load_state_dict(backbone_state, strict=True)
+    model.eval()
+    result = evaluate(
+        lambda inputs: model(inputs)[:, -1, :],
+        model.item_scores,
+        split.test_input,
+        split.test_target,
+        split.test_history,
+        masking="zero",
+    )
+    published = {"HR@5": 0.0529, "NDCG@5": 0.0355, "HR@20": 0.1079, "NDCG@20": 0.0509}
+    assert {name: round(result.metrics[name], 4) for name in published} == published
