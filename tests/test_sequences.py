@@ -22,6 +22,7 @@ def test_split_follows_the_reference_protocol():
     assert split.test_input.tolist() == [[2, 3, 4, 5, 6], [0, 0, 0, 10, 11]]  # cut to the last 5
     assert split.test_target.tolist() == [7, 12]
     assert split.vocab_size == 14 and split.train_input.dtype == torch.int64
+    assert split.train_whole.tolist() == [[1, 2, 3, 4], [0, 0, 0, 0]] and split.train_lengths.tolist() == [4, 0]
 
 
 def test_histories_are_whole_inputs_not_cut_to_max_len():

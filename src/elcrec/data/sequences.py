@@ -133,6 +133,8 @@ class SequenceData:
             vocab_size=self.vocab_size,
             train_input=self._window(starts, ends - 3, max_len),
             train_target=self._window(starts + 1, ends - 2, max_len),
+            train_whole=self._window(starts, ends - 3, max(int(self.lengths.max()) - 3, 1)),
+            train_lengths=torch.from_numpy((self.lengths - 3).astype(np.int64)),
             valid_input=self._window(starts, ends - 2, max_len),
             valid_target=torch.from_numpy(self.items[ends - 2]),
             test_input=self._window(starts, ends - 1, max_len),
@@ -179,6 +181,8 @@ class Split:
     vocab_size: int
     train_input: torch.Tensor
     train_target: torch.Tensor
+    train_whole: torch.Tensor  # uncut training inputs, right-aligned: what augmentations act on
+    train_lengths: torch.Tensor
     valid_input: torch.Tensor
     valid_target: torch.Tensor
     test_input: torch.Tensor

@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+import torch
+
+from elcrec.data.batches import ItemSets, augment, crop, mask, reorder, sample_negatives
+from elcrec.data.sequences import SequenceData
+
+
+def generator(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def right_aligned(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(map(len, rows))
+    batch = torch.tensor([[0] * (width - len(row)) + row for row in rows])
+    return batch, torch.tensor([len(row) for row in rows])
+
+
+def test_item_sets_membership():
+    data = SequenceData.from_sequences([np.array([1, 2, 3]), np.array([3, 4, 5])])
+    sets = ItemSets(data.split().full_history, data.vocab_size)
+    found = sets.contains(torch.tensor([0, 0, 1, 1]), torch.tensor([3, 4, 4, 1]))
+    assert found.tolist() == [True, False, True, False]
+
+
+def test_negatives_avoid_the_whole_sequence_and_may_be_the_mask_id():
+    data = SequenceData.from_sequences([np.array([1, 2, 3, 4, 5]), np.array([2, 4, 6, 7, 8])])
+    split = data.split(max_len=4)
+    sets = ItemSets(split.full_history, data.vocab_size)  # vocab 10: items 1..8, mask id 9
+    inputs = split.train_input.repeat(200, 1)
+    users = torch.tensor([0, 1]).repeat(200)
+    negatives = sample_negatives(inputs, users, sets, generator())
+    assert torch.all(negatives[inputs == 0] == 0)
+    for user, allowed in ((0, {6, 7, 8, 9}), (1, {1, 3, 5, 9})):
+        drawn = set(negatives[(users == user)[:, None] & (inputs > 0)].tolist())
+        assert drawn == allowed  # never a sequence item, never padding, the mask id 9 included
+
+
+def test_crop_takes_a_contiguous_window_with_the_reference_start_range():
+    batch, lengths = right_aligned([list(range(1, 11))])  # m = 10: size 2, start in [0, 7]
+    starts = set()
+    for seed in range(300):
+        view = crop(batch, lengths, 0.2, generator(seed))[0].tolist()
+        assert view[:-2] == [0] * 8 and view[-1] == view[-2] + 1
+        starts.add(view[-2] - 1)
+    assert starts == set(range(8))  # the reference never starts at m - size = 8
+
+
+def test_crop_keeps_one_item_of_a_short_sequence():
+    batch, lengths = right_aligned([[7, 8]])  # floor(0.2 * 2) = 0: one item, start in [0, 1]
+    view = crop(batch, lengths, 0.2, generator())
+    assert view.shape == (1, 2) and view[0, 0] == 0 and view[0, 1] in (7, 8)
+
+
+def test_mask_zeroes_floor_gamma_m_positions():
+    batch, lengths = right_aligned([list(range(1, 11)), [5, 6, 7]])
+    view = mask(batch, lengths, 0.7, generator())
+    assert (view[0] == 0).sum() == 7 and (view[1] == 0).sum() == 7 + 2  # 7 padding + floor(2.1)
+    kept = view[batch > 0]
+    assert torch.all((kept == 0) | (kept == batch[batch > 0]))
+
+
+def test_reorder_shuffles_one_window_only():
+    batch, lengths = right_aligned([list(range(1, 21))])  # size 4
+    changed_any = False
+    for seed in range(50):
+        view = reorder(batch, lengths, 0.2, generator(seed))[0]
+        assert sorted(view.tolist()) == list(range(1, 21))
+        moved = torch.nonzero(view != batch[0]).flatten()
+        if len(moved):
+            changed_any = True
+            assert moved.max() - moved.min() < 4
+    assert changed_any
+
+
+def test_augment_random_uses_every_method_and_cuts_to_max_len():
+    batch, lengths = right_aligned([list(range(1, 31))] * 300)
+    views = augment(batch, lengths, max_len=25, generator=generator())
+    assert views.shape == (300, 25)
+    zeros = (views == 0).sum(dim=1)
+    assert (zeros == 25 - 6).any()  # crop: 6 of 30 items kept
+    assert ((zeros > 0) & (zeros < 25 - 6)).any()  # mask: 21 of 30 zeroed, last 25 columns kept
+    assert (zeros == 0).any()  # reorder
+    with pytest.raises(ValueError, match="augmentation"):
+        augment(batch, lengths, 25, generator(), method="flip")
