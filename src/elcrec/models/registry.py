@@ -1,0 +1,23 @@
+"""Models by name: `register` on the class, `build(name, vocab_size, settings)` to make one."""
+
+from __future__ import annotations
+
+from elcrec import ElcrecError
+from elcrec.models.base import RecommenderModel
+
+MODELS: dict[str, type[RecommenderModel]] = {}
+
+
+def register(cls: type[RecommenderModel]) -> type[RecommenderModel]:
+    if not cls.name or cls.name in MODELS:
+        raise ValueError(f"model class {cls.__name__} needs a unique `name` (got {cls.name!r})")
+    MODELS[cls.name] = cls
+    return cls
+
+
+def build(name: str, vocab_size: int, settings: dict) -> RecommenderModel:
+    from elcrec.models import sasrec  # noqa: F401  (registers the built-in models)
+
+    if name not in MODELS:
+        raise ElcrecError(f"unknown model {name!r}; registered models: {sorted(MODELS)}")
+    return MODELS[name](vocab_size, settings)
