@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from elcrec.models.backbone import MASKED_LOGIT, Backbone, BackboneSettings, FeedForward
@@ -60,3 +61,20 @@ def test_dropout_is_active_only_in_training():
     inputs = torch.tensor([[1, 2, 3, 4, 5, 6]])
     assert not torch.allclose(model.train()(inputs), model(inputs))
     assert torch.equal(model.eval()(inputs), model(inputs))
+
+
+@pytest.mark.parametrize("rate", [0.5, 0.2])
+def test_fast_dropout_has_torch_dropout_semantics(rate):
+    from elcrec.models.backbone import Dropout
+
+    torch.manual_seed(0)
+    layer = Dropout(rate)
+    states = torch.ones(400, 300, requires_grad=True)
+    dropped = layer(states)
+    kept = dropped != 0
+    assert abs(kept.float().mean().item() - (1 - rate)) < 0.01
+    assert torch.allclose(dropped[kept], torch.full_like(dropped[kept], 1 / (1 - rate)))
+    dropped.sum().backward()
+    assert torch.equal(states.grad, dropped.detach())  # the gradient is the same mask and scale
+    layer.eval()
+    assert torch.equal(layer(states), states)

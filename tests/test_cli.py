@@ -46,3 +46,37 @@ def test_sequences_refuses_a_malformed_benchmark_file_and_writes_nothing(tmp_pat
     )
     assert code == 2 and f"{bad}:2: expected integers" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_train_then_evaluate_a_run(tmp_path, fixtures, capsys):
+    sequences = str(fixtures / "benchmark" / "Beauty.txt")
+    settings = json.dumps({"epochs": 2, "clusters": 4, "layers": 1, "device": "cpu"})
+    run_dir = tmp_path / "run"
+    args = ["train", "--sequences", sequences, "--model", "elcrec", "--settings", settings, "--seed", "2"]
+    assert main([*args, "--threads", "1", "--run-dir", str(run_dir), "--variant", "ELCRec"]) == 0
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["settings"]["threads"] == 1 and metrics["variant"] == "ELCRec"
+    capsys.readouterr()
+    assert (
+        main(["evaluate", str(run_dir / "model.pt"), "--sequences", sequences, "--json", str(tmp_path / "m.json")]) == 0
+    )
+    printed = dict(line.split() for line in capsys.readouterr().out.splitlines())
+    assert float(printed["NDCG@20"]) == round(metrics["test"]["NDCG@20"], 4)
+
+
+def test_train_refuses_unknown_settings(fixtures, tmp_path, capsys):
+    args = ["train", "--sequences", str(fixtures / "benchmark" / "Beauty.txt"), "--model", "sasrec"]
+    assert main([*args, "--settings", '{"alpah": 1}', "--run-dir", str(tmp_path)]) == 2
+    assert "unknown setting(s) ['alpah'] for model 'sasrec'" in capsys.readouterr().err
+    assert main([*args, "--settings", "[1]", "--run-dir", str(tmp_path)]) == 2
+
+
+def test_evaluate_refuses_another_dataset(fixtures, tmp_path, capsys):
+    beauty = str(fixtures / "benchmark" / "Beauty.txt")
+    other = tmp_path / "other.txt"
+    other.write_text("".join(f"{user} {user} {user + 1} {user + 2} 300\n" for user in range(1, 20)))
+    settings = '{"epochs": 1, "device": "cpu", "layers": 1}'
+    args = ["train", "--sequences", beauty, "--model", "sasrec", "--settings", settings, "--run-dir", str(tmp_path)]
+    assert main(args) == 0
+    code = main(["evaluate", str(tmp_path / "model.pt"), "--sequences", str(other)])
+    assert code == 2 and "not the dataset this model was trained on" in capsys.readouterr().err

@@ -18,7 +18,7 @@ def test_metrics_from_ranks_by_hand():
 
 def scored(scores: list[list[float]]):
     table = torch.tensor(scores)
-    return (lambda inputs: table[inputs[:, 0]]), (lambda states: states.clone())
+    return lambda inputs: table[inputs[:, 0]].clone()
 
 
 def history_of(sequences: list[list[int]]):
@@ -32,12 +32,12 @@ def test_zero_masking_keeps_negative_targets_below_zeroed_history():
     # scores -0.5, every other row scores -1 except two positive ones
     row = [-1.0] * 24
     row[1], row[2], row[3], row[4], row[7], row[9] = 5.0, 6.0, 7.0, -0.5, 0.3, 0.2
-    user_states, item_scores = scored([row])
+    scores_of = scored([row])
     history = history_of([[1, 2, 3, 4]])
     inputs, targets = torch.tensor([[0]]), torch.tensor([4])
-    zero = evaluate(user_states, item_scores, inputs, targets, history, masking="zero")
+    zero = evaluate(scores_of, inputs, targets, history, masking="zero")
     assert zero.ranks.tolist() == [5]  # behind 7, 9 and the three zeroed history items
-    exclude = evaluate(user_states, item_scores, inputs, targets, history, masking="exclude")
+    exclude = evaluate(scores_of, inputs, targets, history, masking="exclude")
     assert exclude.ranks.tolist() == [2]  # behind 7 and 9 only
     assert zero.metrics["HR@5"] == 0.0 and exclude.metrics["HR@5"] == 1.0
 
@@ -45,25 +45,25 @@ def test_zero_masking_keeps_negative_targets_below_zeroed_history():
 def test_exclude_masks_padding_and_mask_rows():
     row = [0.0] * 10
     row[0], row[9], row[5] = 9.0, 8.0, 1.0
-    user_states, item_scores = scored([row])
+    scores_of = scored([row])
     history = history_of([[1, 2, 3, 5]])
-    zero = evaluate(user_states, item_scores, torch.tensor([[0]]), torch.tensor([5]), history, "zero")
-    exclude = evaluate(user_states, item_scores, torch.tensor([[0]]), torch.tensor([5]), history, "exclude")
+    zero = evaluate(scores_of, torch.tensor([[0]]), torch.tensor([5]), history, "zero")
+    exclude = evaluate(scores_of, torch.tensor([[0]]), torch.tensor([5]), history, "exclude")
     assert zero.ranks.tolist() == [2] and exclude.ranks.tolist() == [0]
 
 
 def test_batching_does_not_change_ranks():
     generator = torch.Generator().manual_seed(0)
     table = torch.randn(7, 40, generator=generator)
-    user_states, item_scores = (lambda inputs: table[inputs[:, 0]]), (lambda states: states)
+    scores_of = lambda inputs: table[inputs[:, 0]].clone()  # noqa: E731
     sequences = [[(3 * u + k) % 37 + 1 for k in range(5)] for u in range(7)]
     history = history_of(sequences)
     inputs, targets = torch.arange(7)[:, None], torch.tensor([s[-1] for s in sequences])
-    whole = evaluate(user_states, item_scores, inputs, targets, history, "zero", batch_size=7)
-    pieces = evaluate(user_states, item_scores, inputs, targets, history, "zero", batch_size=3)
+    whole = evaluate(scores_of, inputs, targets, history, "zero", batch_size=7)
+    pieces = evaluate(scores_of, inputs, targets, history, "zero", batch_size=3)
     assert whole.ranks.tolist() == pieces.ranks.tolist()
 
 
 def test_unknown_masking_mode():
     with pytest.raises(ValueError, match="masking"):
-        evaluate(None, None, torch.zeros(1, 1), torch.zeros(1), history_of([[1, 2, 3]]), masking="none")
+        evaluate(None, torch.zeros(1, 1), torch.zeros(1), history_of([[1, 2, 3]]), masking="none")

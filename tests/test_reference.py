@@ -33,8 +33,7 @@ def test_reference_checkpoint_reproduces_table_1_exactly():
     model.load_state_dict(backbone_state, strict=True)
     model.eval()
     result = evaluate(
-        lambda inputs: model(inputs)[:, -1, :],
-        model.item_scores,
+        lambda inputs: model.item_scores(model(inputs)[:, -1, :]),
         split.test_input,
         split.test_target,
         split.test_history,
@@ -42,3 +41,39 @@ def test_reference_checkpoint_reproduces_table_1_exactly():
     )
     published = {"HR@5": 0.0529, "NDCG@5": 0.0355, "HR@20": 0.1079, "NDCG@20": 0.0509}
     assert {name: round(result.metrics[name], 4) for name in published} == published
+
+
+@pytest.mark.skipif(not CHECKPOINT.exists(), reason="../shared/reference is not beside the checkout")
+def test_import_reference_then_evaluate_prints_table_1(tmp_path, capsys):
+    from elcrec.cli import main
+
+    model_file = tmp_path / "elcrec-beauty.pt"
+    assert (
+        main(["import-reference", str(CHECKPOINT), "--layers", "1", "--clusters", "256", "--output", str(model_file)])
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["evaluate", str(model_file), "--sequences", str(BEAUTY)]) == 0
+    printed = dict(line.split() for line in capsys.readouterr().out.splitlines())
+    assert {name: printed[name] for name in ("HR@5", "NDCG@5", "HR@20", "NDCG@20")} == {
+        "HR@5": "0.0529",
+        "NDCG@5": "0.0355",
+        "HR@20": "0.1079",
+        "NDCG@20": "0.0509",
+    }
+    assert (
+        main(
+            [
+                "import-reference",
+                str(CHECKPOINT),
+                "--layers",
+                "2",
+                "--clusters",
+                "256",
+                "--output",
+                str(tmp_path / "x.pt"),
+            ]
+        )
+        == 2
+    )
+    assert "has 1 layers, but --layers 2 was given" in capsys.readouterr().err

@@ -22,24 +22,7 @@ def test_bce_by_hand():
     assert loss.item() == pytest.approx(expected, rel=1e-6)
 
 
-@pytest.mark.parametrize("name", ["sasrec"])
-def test_interface_conformance(name):
-    torch.manual_seed(0)
-    model = build(name, vocab_size=12, settings=SETTINGS)
-    batch = {
-        "input": torch.tensor([[0, 1, 2, 3, 4], [0, 0, 0, 5, 6]]),
-        "target": torch.tensor([[0, 2, 3, 4, 5], [0, 0, 0, 6, 7]]),
-        "negative": torch.tensor([[0, 9, 9, 9, 9], [0, 0, 0, 1, 1]]),
-    }
-    losses = model.loss(batch)
-    assert "total" in losses and losses["total"].ndim == 0 and torch.isfinite(losses["total"])
-    losses["total"].backward()
-    assert all(parameter.grad is not None for parameter in model.parameters())
-    assert model.score(batch).shape == (2, 12)
-    model.on_epoch_start(None)
-
-
 def test_unknown_model_names_the_registered_ones():
-    with pytest.raises(ElcrecError, match="registered models: \\['sasrec'"):
+    with pytest.raises(ElcrecError, match="registered models: \\[.*'sasrec'"):
         build("sasrecc", 12, SETTINGS)
     assert "sasrec" in MODELS

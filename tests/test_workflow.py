@@ -42,8 +42,10 @@ def test_lint_is_clean():
 def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
     result = snakemake("-n", workdir=tmp_path)
     assert result.returncode == 0, result.stderr
-    # 4 benchmark files + ml-1m.zip + the two MIND zips; one sequence file per dataset
-    assert job_counts(result.stdout) == {"download": 7, "sequences": 6, "all": 1, "total": 14}
+    # 4 benchmark files + ml-1m.zip + the two MIND zips; one sequence file per dataset;
+    # 4 datasets x (sasrec, cl4srec, iclrec, 4 elcrec variants) x 3 seeds
+    assert job_counts(result.stdout) == {"download": 7, "sequences": 6, "train": 84, "all": 1, "total": 98}
+    assert "results/runs/beauty/elcrec/B+ICL/seed3/metrics.json" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -52,6 +54,9 @@ def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
         ("downlaod:\n  retries: 3\n", "'downlaod' was unexpected"),
         ("download:\n  retries: three\n", "On instance['download']['retries']"),
         ("datasets:\n  beauty: {route: paper, sorces: []}\n", "'sorces' was unexpected"),
+        ("models:\n  sasrec: {variant: {}}\n", "'variant' was unexpected"),
+        ("models:\n  elcrec: {datasets: {beauty: {alfa: 1}}}\n", "unknown setting(s) ['alfa']"),
+        ("train_on: [beuty]\n", "train_on: ['beuty'] are not among the configured datasets"),
     ],
 )
 def test_config_errors_stop_before_any_job_and_name_the_key(tmp_path, override, expected):
@@ -67,7 +72,7 @@ def test_unknown_route_is_one_clear_error(tmp_path):
     assert result.returncode != 0 and "config datasets.beauty.route: 'rare'" in result.stdout + result.stderr
 
 
-def test_smoke_profile_runs_download_to_sequences_offline(tmp_path):
+def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
     result = snakemake("--cores", "2", "--configfile", str(REPO / "config" / "smoke.yaml"), workdir=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     for name in SMOKE_DATASETS:
@@ -79,6 +84,30 @@ def test_smoke_profile_runs_download_to_sequences_offline(tmp_path):
     assert yelp["steps"]["time_window"]["interactions"] == yelp["steps"]["raw"]["interactions"] - 2
     assert yelp["sources"][0]["verification"].startswith("trust-on-first-use")
     assert (tmp_path / "resources/raw/yelp/yelp_academic_dataset_review.json.tofu.sha256").exists()
+
+    runs = sorted(path.relative_to(tmp_path / "results/runs") for path in tmp_path.glob("results/runs/*/*/*/*"))
+    variants = [
+        "cl4srec/default",
+        "elcrec/B",
+        "elcrec/B+ELCM",
+        "elcrec/B+ICL",
+        "elcrec/ELCRec",
+        "iclrec/default",
+        "sasrec/default",
+    ]
+    assert [str(path) for path in runs] == [f"beauty/{v}/seed{s}" for v in variants for s in (1, 2)]
+    for run in runs:
+        metrics = json.loads((tmp_path / "results/runs" / run / "metrics.json").read_text())
+        assert metrics["epochs_run"] <= 3 and metrics["settings"]["clusters" if "elcrec" in str(run) else "epochs"]
+        assert {"benchmark.tsv", "history.csv", "user_ranks.npz", "model.pt"} <= {
+            path.name for path in (tmp_path / "results/runs" / run).iterdir()
+        }
+    elcrec = json.loads((tmp_path / "results/runs/beauty/elcrec/ELCRec/seed1/metrics.json").read_text())
+    assert (elcrec["settings"]["clusters"], elcrec["settings"]["alpha"], elcrec["settings"]["fusion"]) == (
+        4,
+        10,
+        "shift",
+    )
 
     again = snakemake("--cores", "2", "--configfile", str(REPO / "config" / "smoke.yaml"), workdir=tmp_path)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

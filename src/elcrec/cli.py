@@ -52,6 +52,119 @@ def _sequences(args: argparse.Namespace) -> None:
     )
 
 
+def _settings_argument(text: str) -> dict:
+    """--settings takes JSON or @path/to/file.json."""
+    if text.startswith("@"):
+        text = Path(text[1:]).read_text(encoding="utf-8")
+    try:
+        settings = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ElcrecError(f"--settings: not valid JSON ({error})") from error
+    if not isinstance(settings, dict):
+        raise ElcrecError("--settings: expected a JSON object")
+    return settings
+
+
+def _full_settings(model: str, given: dict) -> dict:
+    """Settings as given, completed from the model's defaults; unknown keys are errors."""
+    from elcrec.settings import model_defaults
+
+    defaults = model_defaults(model)
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ElcrecError(f"--settings: unknown setting(s) {unknown} for model {model!r}; known: {sorted(defaults)}")
+    return defaults | given
+
+
+def _train(args: argparse.Namespace) -> None:
+    from elcrec.data.sequences import SequenceData
+    from elcrec.fileio import file_digest
+    from elcrec.memory import keep_freed_memory
+    from elcrec.training import run
+
+    keep_freed_memory()
+    settings = _full_settings(args.model, _settings_argument(args.settings))
+    if args.threads is not None:
+        settings["threads"] = args.threads
+    split = SequenceData.load(args.sequences).split(max_len=settings["max_len"])
+    provenance = {
+        "dataset": args.dataset,
+        "variant": args.variant,
+        "data_sha256": file_digest(args.sequences, "sha256"),
+    }
+    record = run(split, args.model, settings, args.seed, args.run_dir, provenance)
+    test = " ".join(f"{name} {value:.4f}" for name, value in record["test"].items())
+    print(f"{args.model} seed {args.seed}: best epoch {record['best_epoch']}, test {test}", file=sys.stderr)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from elcrec.data.sequences import SequenceData
+    from elcrec.evaluation import evaluate
+    from elcrec.fileio import write_json_atomic
+    from elcrec.runinfo import resolve_device
+    from elcrec.training import load_model_file
+
+    device = resolve_device(args.device)
+    model, record = load_model_file(args.model_file, device)
+    split = SequenceData.load(args.sequences).split(max_len=record["settings"]["max_len"])
+    if split.vocab_size != record["vocab_size"]:
+        raise ElcrecError(
+            f"{args.model_file} has {record['vocab_size']} vocabulary rows but {args.sequences} needs "
+            f"{split.vocab_size}: not the dataset this model was trained on"
+        )
+    model.eval()
+    inputs, targets, history = {
+        "test": (split.test_input, split.test_target, split.test_history),
+        "valid": (split.valid_input, split.valid_target, split.valid_history),
+    }[args.split]
+    result = evaluate(lambda rows: model.score({"input": rows}), inputs, targets, history, args.masking, device=device)
+    for name, value in result.metrics.items():
+        print(f"{name} {value:.4f}")
+    if args.json:
+        write_json_atomic(args.json, {"split": args.split, "masking": args.masking, "metrics": result.metrics})
+
+
+def _import_reference(args: argparse.Namespace) -> None:
+    import torch
+
+    from elcrec.models.reference import convert_reference_state, reference_layout
+    from elcrec.models.registry import build
+    from elcrec.training import save_model_file
+
+    state = torch.load(args.state_dict, map_location="cpu", weights_only=True)
+    layout = reference_layout(state)
+    for name, given in (("layers", args.layers), ("clusters", args.clusters)):
+        if layout[name] != given:
+            raise ElcrecError(f"{args.state_dict}: has {layout[name]} {name}, but --{name} {given} was given")
+    settings = _full_settings(
+        "elcrec",
+        {
+            "layers": args.layers,
+            "clusters": args.clusters,
+            "max_len": layout["max_len"],
+            "hidden_size": layout["hidden_size"],
+        },
+    )
+    model = build("elcrec", layout["vocab_size"], settings)
+    backbone_state, centres = convert_reference_state(state)
+    model.backbone.load_state_dict(backbone_state, strict=True)
+    model.centres.data.copy_(centres)
+    save_model_file(args.output, "elcrec", layout["vocab_size"], settings, model.state_dict())
+    print(f"{args.output}: elcrec, {layout}", file=sys.stderr)
+
+
+def _bench(args: argparse.Namespace) -> None:
+    from elcrec.bench import benchmark, cluster_scaling
+
+    if args.cluster_scaling:
+        cluster_scaling()
+        return
+    if not (args.sequences and args.model):
+        raise ElcrecError("bench: --sequences and --model are required (or --cluster-scaling)")
+    settings = _full_settings(args.model, _settings_argument(args.settings))
+    benchmark(args.sequences, args.model, settings, args.seed, args.epochs, args.profile)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="elcrec", description=__doc__)
     parser.add_argument("--version", action="version", version=f"elcrec {__version__}")
@@ -77,6 +190,43 @@ def build_parser() -> argparse.ArgumentParser:
     sequences.add_argument("--output", required=True, help="sequence file to write")
     sequences.add_argument("--stats", required=True, help="stats JSON to write")
     sequences.set_defaults(handler=_sequences)
+
+    train = commands.add_parser("train", help="train, validate and test one run -> run directory")
+    train.add_argument("--sequences", required=True, help="the dataset's sequence file")
+    train.add_argument("--model", required=True, help="a registered model name")
+    train.add_argument("--settings", default="{}", help="resolved settings, JSON or @file (missing keys: defaults)")
+    train.add_argument("--seed", type=int, default=1)
+    train.add_argument("--threads", type=int, help="CPU threads (overrides the settings' `threads`)")
+    train.add_argument("--run-dir", required=True, help="results/runs/{dataset}/{model}/{variant}/seed{seed}")
+    train.add_argument("--dataset", help="recorded in metrics.json")
+    train.add_argument("--variant", help="recorded in metrics.json")
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser("evaluate", help="full-ranking metrics of a model file on a dataset")
+    evaluate.add_argument("model_file", help="model.pt of a run, or the output of import-reference")
+    evaluate.add_argument("--sequences", required=True)
+    evaluate.add_argument("--split", choices=("test", "valid"), default="test")
+    evaluate.add_argument("--masking", choices=("zero", "exclude"), default="zero")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--json", help="also write the metrics here")
+    evaluate.set_defaults(handler=_evaluate)
+
+    reference = commands.add_parser("import-reference", help="the authors' ELCRec state dict -> an elcrec model file")
+    reference.add_argument("state_dict", help="e.g. ../shared/reference/ELCRec-Beauty-1.pt")
+    reference.add_argument("--layers", type=int, required=True)
+    reference.add_argument("--clusters", type=int, required=True)
+    reference.add_argument("--output", required=True, help="model file to write")
+    reference.set_defaults(handler=_import_reference)
+
+    bench = commands.add_parser("bench", help="seconds per training epoch and peak memory (a benchmark)")
+    bench.add_argument("--sequences")
+    bench.add_argument("--model")
+    bench.add_argument("--settings", default="{}", help="JSON or @file; e.g. the paper's Beauty ELCRec settings")
+    bench.add_argument("--seed", type=int, default=1)
+    bench.add_argument("--epochs", type=int, default=2, help="epochs timed (each with and without validation)")
+    bench.add_argument("--profile", action="store_true", help="print the operators that dominate a training step")
+    bench.add_argument("--cluster-scaling", action="store_true", help="time a cluster-loss step at 10^4 and 10^6 users")
+    bench.set_defaults(handler=_bench)
     return parser
 
 

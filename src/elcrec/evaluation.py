@@ -63,8 +63,7 @@ def _history_slices(history: History) -> np.ndarray:
 
 @torch.no_grad()
 def evaluate(
-    user_states: Callable[[torch.Tensor], torch.Tensor],
-    item_scores: Callable[[torch.Tensor], torch.Tensor],
+    scores_of: Callable[[torch.Tensor], torch.Tensor],
     inputs: torch.Tensor,
     targets: torch.Tensor,
     history: History,
@@ -72,14 +71,14 @@ def evaluate(
     batch_size: int = 256,
     device: torch.device | str = "cpu",
 ) -> EvaluationResult:
-    """`user_states(inputs) -> [b, hidden]`; `item_scores(states) -> [b, vocab]`."""
+    """`scores_of(inputs) -> [b, vocab]`: a model's scores over every vocabulary row."""
     if masking not in MASKING_MODES:
         raise ValueError(f"masking must be one of {MASKING_MODES}, got {masking!r}")
     slices = _history_slices(history)
     ranks = np.empty(len(targets), dtype=np.int64)
     for start in range(0, len(targets), batch_size):
         stop = min(start + batch_size, len(targets))
-        scores = item_scores(user_states(inputs[start:stop].to(device))).float()
+        scores = scores_of(inputs[start:stop].to(device)).float()
         rows = (history.rows[slices[start] : slices[stop]] - start).to(scores.device)
         items = history.items[slices[start] : slices[stop]].to(scores.device)
         batch_targets = targets[start:stop]

@@ -4,15 +4,18 @@
 import json
 import re
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 REPO = Path(workflow.basedir).resolve()
 sys.path.insert(0, str(REPO / "src"))
 
 from elcrec.data.registry import interaction_sources, load_registry, resolve_dataset, source_of  # noqa: E402
+from elcrec.settings import resolve as resolve_settings, variants_of  # noqa: E402
 
 validate(config, str(REPO / "config" / "schema.yaml"))
 REGISTRY = load_registry([REPO / path for path in config["registries"]])
@@ -22,6 +25,22 @@ DATASETS = list(config["datasets"])
 SPECS = {name: resolve_dataset(REGISTRY, name, config["datasets"][name], REPO) for name in DATASETS}
 MIRROR_DIR = str((REPO / config["mirror_dir"]).resolve()) if config["mirror_dir"] else None
 
+TRAIN_DATASETS = config["train_on"] if config["train_on"] is not None else DATASETS
+_untrainable = sorted(set(TRAIN_DATASETS) - set(DATASETS))
+if _untrainable:
+    raise WorkflowError(f"train_on: {_untrainable} are not among the configured datasets {DATASETS}")
+MODELS = list(config["models"])
+# Every run's settings are resolved (and checked) now, so a typo stops the workflow before any job.
+RUN_SETTINGS = {
+    (dataset, model, variant): resolve_settings(config, dataset, model, variant)
+    for dataset in TRAIN_DATASETS
+    for model in MODELS
+    for variant in variants_of(config, model)
+}
+# `device: auto` takes one unit of the `gpu` resource when this host has an NVIDIA driver, so
+# `--resources gpu=1` runs one GPU job at a time; CPU-only hosts run jobs side by side by cores.
+NVIDIA_HOST = shutil.which("nvidia-smi") is not None
+
 # The rules run the checkout's own code (src/ first on PYTHONPATH), so a run is traceable to
 # this commit even where an older `elcrec` is installed or a conda env holds dependencies only.
 ELCREC = f"PYTHONPATH={shlex.quote(str(REPO / 'src'))}${{PYTHONPATH:+:$PYTHONPATH}} python -m elcrec"
@@ -30,6 +49,9 @@ ELCREC = f"PYTHONPATH={shlex.quote(str(REPO / 'src'))}${{PYTHONPATH:+:$PYTHONPAT
 wildcard_constraints:
     dataset="|".join(map(re.escape, DATASETS)),
     filename=r"[^/]+",
+    model="|".join(map(re.escape, MODELS)) or "(?!)",
+    variant=r"[A-Za-z0-9][A-Za-z0-9+._-]*",
+    seed=r"\d+",
 
 
 def download_args(wildcards):
@@ -64,5 +86,37 @@ def sequence_targets():
     return [f"resources/sequences/{name}.{kind}" for name in DATASETS for kind in ("txt", "stats.json")]
 
 
+RUN_DIR = "results/runs/{dataset}/{model}/{variant}/seed{seed}"
+RUN_METRICS = f"{RUN_DIR}/metrics.json"
+
+
+def run_settings(wildcards):
+    key = (wildcards.dataset, wildcards.model, wildcards.variant)
+    if key not in RUN_SETTINGS:
+        raise WorkflowError(f"no configured run {key}: check train_on, models and their variants")
+    return RUN_SETTINGS[key]
+
+
+def run_settings_json(wildcards):
+    return json.dumps(run_settings(wildcards), sort_keys=True)
+
+
+def run_threads(wildcards):
+    return int(run_settings(wildcards).get("threads") or 1)
+
+
+def run_gpus(wildcards):
+    device = str(run_settings(wildcards)["device"])
+    return int(device.startswith("cuda") or (device == "auto" and NVIDIA_HOST))
+
+
+def run_targets():
+    return [
+        RUN_METRICS.format(dataset=dataset, model=model, variant=variant, seed=seed)
+        for (dataset, model, variant) in RUN_SETTINGS
+        for seed in config["seeds"]
+    ]
+
+
 def all_targets():
-    return sequence_targets()
+    return sequence_targets() + run_targets()

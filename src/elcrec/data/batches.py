@@ -14,9 +14,11 @@ Views are built from the whole (uncut) training input, right-aligned, then cut t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
-from elcrec.data.sequences import History
+from elcrec.data.sequences import History, Split
 
 AUGMENTATIONS = ("crop", "mask", "reorder")
 
@@ -119,3 +121,35 @@ def augment(
     if result.shape[1] >= max_len:
         return result[:, -max_len:]
     return torch.nn.functional.pad(result, (max_len - result.shape[1], 0))
+
+
+def training_batches(
+    split: Split,
+    item_sets: ItemSets,
+    batch_size: int,
+    generator: torch.Generator,
+    views: bool = False,
+    augmentation: dict | None = None,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """One epoch: users in a random order, `batch_size` at a time (the last batch may be smaller).
+
+    Keys: users, input, target, negative ([b, max_len]) and, with `views`, two augmented views of
+    each training input stacked as [2b, max_len] (view one's rows first).
+    """
+    order = torch.randperm(split.n_users, generator=generator)
+    for start in range(0, split.n_users, batch_size):
+        users = order[start : start + batch_size]
+        batch = {
+            "users": users,
+            "input": split.train_input[users],
+            "target": split.train_target[users],
+        }
+        batch["negative"] = sample_negatives(batch["target"], users, item_sets, generator)
+        if views:
+            lengths = split.train_lengths[users]
+            width = max(int(lengths.max()), 1)
+            whole = split.train_whole[users][:, -width:]
+            options = augmentation or {}
+            pair = [augment(whole, lengths, split.max_len, generator, **options) for _ in range(2)]
+            batch["views"] = torch.cat(pair)
+        yield batch

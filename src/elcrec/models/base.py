@@ -3,21 +3,38 @@
 A model is built as `Model(vocab_size, settings)`. `loss(batch)` returns named loss tensors,
 "total" among them (the others are logged per epoch); `score(batch)` returns [batch, vocab]
 scores for full-ranking evaluation. `on_epoch_start(context)` is an optional hook (e.g. the
-k-means of ICLRec and of ELCRec's initialisation).
+k-means of ICLRec and of ELCRec's initialisation). A model that sets `needs_views` gets two
+augmented views of every training input in `batch["views"]` ([2b, max_len], view one first).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
+from elcrec.models.backbone import Backbone, BackboneSettings
+
 Batch = dict[str, torch.Tensor]
 
 
+@dataclass(frozen=True)
+class EpochContext:
+    """What an epoch hook may look at: the epoch (from 0), the run seed and every training input."""
+
+    epoch: int
+    seed: int
+    train_input: torch.Tensor  # [users, max_len], on the CPU
+    batch_size: int
+    device: torch.device
+
+
 class RecommenderModel(nn.Module):
-    name: str = ""
+    name: ClassVar[str] = ""
+    defaults: ClassVar[dict] = {}  # the model's own settings and their defaults
+    needs_views: ClassVar[bool] = False
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -25,5 +42,24 @@ class RecommenderModel(nn.Module):
     def score(self, batch: Batch) -> torch.Tensor:
         raise NotImplementedError
 
-    def on_epoch_start(self, context: Any) -> None:
+    def on_epoch_start(self, context: EpochContext) -> None:
         """Called by the training loop before every epoch; nothing by default."""
+
+
+def backbone_from(vocab_size: int, settings: dict) -> Backbone:
+    fields = BackboneSettings.__dataclass_fields__
+    return Backbone(vocab_size, BackboneSettings(**{k: v for k, v in settings.items() if k in fields}))
+
+
+@torch.no_grad()
+def mean_pooled_users(backbone: Backbone, context: EpochContext) -> torch.Tensor:
+    """Every training user encoded in eval mode, mean over all positions (padding included), as the
+    reference's clustering step does. The caller's train/eval mode is restored."""
+    was_training = backbone.training
+    backbone.eval()
+    pooled = [
+        backbone(context.train_input[start : start + context.batch_size].to(context.device)).mean(dim=1)
+        for start in range(0, len(context.train_input), context.batch_size)
+    ]
+    backbone.train(was_training)
+    return torch.cat(pooled)

@@ -15,9 +15,13 @@ def register(cls: type[RecommenderModel]) -> type[RecommenderModel]:
     return cls
 
 
-def build(name: str, vocab_size: int, settings: dict) -> RecommenderModel:
-    from elcrec.models import sasrec  # noqa: F401  (registers the built-in models)
+def model_class(name: str) -> type[RecommenderModel]:
+    from elcrec.models import cl4srec, elcrec, iclrec, sasrec  # noqa: F401  (registers the built-in models)
 
     if name not in MODELS:
         raise ElcrecError(f"unknown model {name!r}; registered models: {sorted(MODELS)}")
-    return MODELS[name](vocab_size, settings)
+    return MODELS[name]
+
+
+def build(name: str, vocab_size: int, settings: dict) -> RecommenderModel:
+    return model_class(name)(vocab_size, settings)

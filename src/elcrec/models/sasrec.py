@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from elcrec.models.backbone import Backbone, BackboneSettings
-from elcrec.models.base import Batch, RecommenderModel
+from elcrec.models.base import Batch, RecommenderModel, backbone_from
 from elcrec.models.registry import register
 
 LOG_EPSILON = 1e-24  # the reference's -log(sigmoid(x) + 1e-24)
@@ -29,8 +28,7 @@ class SASRec(RecommenderModel):
 
     def __init__(self, vocab_size: int, settings: dict) -> None:
         super().__init__()
-        fields = BackboneSettings.__dataclass_fields__
-        self.backbone = Backbone(vocab_size, BackboneSettings(**{k: v for k, v in settings.items() if k in fields}))
+        self.backbone = backbone_from(vocab_size, settings)
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         next_item = next_item_bce(self.backbone(batch["input"]), self.backbone.item_embedding, batch)

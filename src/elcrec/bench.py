@@ -1,0 +1,141 @@
+"""`elcrec bench`: measured seconds per epoch and peak memory (a benchmark, never a unit test).
+
+Prints, per epoch, the training time and the validation time separately, so "with and without
+validation" can both be read off; epoch 0 also holds ELCRec's one-off k-means initialisation and
+ICLRec's k-means runs every epoch. `--profile` adds the operators that dominate a training step.
+`cluster_scaling` times one ELCRec cluster-loss step against the number of users (it should not
+grow) next to one ICLRec-style k-means E-step over all users (it grows linearly).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+import torch
+
+from elcrec.data.batches import training_batches
+from elcrec.data.sequences import SequenceData
+from elcrec.memory import keep_freed_memory
+from elcrec.models.kmeans import kmeans
+from elcrec.models.losses import cluster_loss
+from elcrec.runinfo import device_description, peak_memory_bytes, reset_peak_memory
+from elcrec.training import Trainer
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stdout, flush=True)
+
+
+def benchmark(sequences: str, model: str, settings: dict, seed: int, epochs: int, profile: bool) -> dict:
+    keep_freed_memory()
+    split = SequenceData.load(sequences).split(max_len=settings["max_len"])
+    trainer = Trainer(split, model, settings, seed)
+    reset_peak_memory(trainer.device)
+    _say(
+        f"{model} on {sequences}: {split.n_users} users, vocab {split.vocab_size}, {device_description(trainer.device)}"
+    )
+    train_times, valid_times = [], []
+    for epoch in range(epochs):
+        started = time.perf_counter()
+        trainer.train_epoch()
+        trained = time.perf_counter()
+        trainer.evaluate("valid")
+        finished = time.perf_counter()
+        trainer.epoch += 1
+        train_times.append(trained - started)
+        valid_times.append(finished - trained)
+        _say(
+            f"epoch {epoch}: train {train_times[-1]:.2f} s, validation {valid_times[-1]:.2f} s, "
+            f"with validation {train_times[-1] + valid_times[-1]:.2f} s"
+        )
+    steady = slice(1, None) if epochs > 1 else slice(None)
+    summary = {
+        "train_seconds_per_epoch": statistics.mean(train_times[steady]),
+        "validation_seconds": statistics.mean(valid_times[steady]),
+        "peak_memory_bytes": peak_memory_bytes(trainer.device),
+    }
+    summary["epoch_seconds_with_validation"] = summary["train_seconds_per_epoch"] + summary["validation_seconds"]
+    _say(
+        f"steady state (epochs {'1..' if epochs > 1 else '0..'}{epochs - 1}): "
+        f"{summary['train_seconds_per_epoch']:.2f} s/epoch without validation, "
+        f"{summary['epoch_seconds_with_validation']:.2f} s/epoch with validation; "
+        f"peak memory {summary['peak_memory_bytes'] / 2**20:.0f} MiB"
+    )
+    if profile:
+        _profile_steps(trainer)
+    return summary
+
+
+def _profile_steps(trainer: Trainer, steps: int = 10) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    model, optimizer = trainer.model, trainer.optimizer
+    model.train()
+    batches = training_batches(
+        trainer.split,
+        trainer.item_sets,
+        trainer.settings["batch_size"],
+        trainer.generator,
+        views=model.needs_views,
+        augmentation=trainer.augmentation,
+    )
+    timings = {"batch": 0.0, "forward": 0.0, "backward+step": 0.0}
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        done = 0
+        for _ in range(steps):
+            started = time.perf_counter()
+            cpu_batch = next(batches, None)  # the batch's negatives and views are built here
+            if cpu_batch is None:
+                break
+            batch = {key: value.to(trainer.device) for key, value in cpu_batch.items()}
+            built = time.perf_counter()
+            losses = model.loss(batch)
+            forward = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            optimizer.step()
+            finished = time.perf_counter()
+            timings["batch"] += built - started
+            timings["forward"] += forward - built
+            timings["backward+step"] += finished - forward
+            done += 1
+    _say(
+        f"profile of {done} steps (seconds per step): "
+        + ", ".join(f"{name} {value / max(done, 1):.3f}" for name, value in timings.items())
+    )
+    _say(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+
+
+def cluster_scaling(
+    user_counts: tuple[int, ...] = (10_000, 1_000_000),
+    clusters: int = 256,
+    hidden: int = 64,
+    batch_size: int = 256,
+    steps: int = 50,
+    seed: int = 1,
+) -> None:
+    """One ELCRec cluster-loss step (batch of b users, k centres) is O(b*k*d) whatever the number of
+    users; ICLRec's E-step clusters all of them every epoch."""
+    keep_freed_memory()
+    generator = torch.Generator().manual_seed(seed)
+    for users in user_counts:
+        embeddings = torch.nn.functional.normalize(torch.randn(users, hidden, generator=generator), dim=1)
+        centres = torch.nn.Parameter(torch.nn.functional.normalize(torch.randn(clusters, hidden, generator=generator)))
+        optimizer = torch.optim.Adam([centres], lr=1e-3)
+        started = time.perf_counter()
+        for _ in range(steps):
+            batch = embeddings[torch.randint(0, users, (batch_size,), generator=generator)]
+            loss = cluster_loss(batch, centres, alpha=1.0)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        step_ms = (time.perf_counter() - started) / steps * 1000
+        started = time.perf_counter()
+        kmeans(embeddings, clusters, seed, iterations=20, redo=1)
+        e_step = time.perf_counter() - started
+        _say(
+            f"{users:>9} users: ELCRec cluster-loss step {step_ms:.3f} ms (b={batch_size}, k={clusters}, d={hidden}); "
+            f"one ICLRec E-step (k-means, 20 iterations, 1 run) {e_step:.2f} s"
+        )

@@ -1,0 +1,43 @@
+"""CL4SRec as run inside the ICLRec/ELCRec code base (PROTOCOL.md "CL4SRec"): SASRec's loss plus
+an instance contrastive loss between two augmented views, each flattened over all positions."""
+
+from __future__ import annotations
+
+import torch
+
+from elcrec.models.base import Batch, RecommenderModel, backbone_from
+from elcrec.models.losses import info_nce
+from elcrec.models.registry import register
+from elcrec.models.sasrec import next_item_bce
+
+
+def flattened_info_nce(view_outputs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """[2b, L, f] (view one's rows first) -> InfoNCE between the two views flattened to L*f features."""
+    flat = view_outputs.reshape(view_outputs.shape[0], -1)
+    one, two = flat.chunk(2)
+    return info_nce(one, two, temperature)
+
+
+@register
+class CL4SRec(RecommenderModel):
+    name = "cl4srec"
+    defaults = {"instance_weight": 0.1, "temperature": 1.0}
+    needs_views = True
+
+    def __init__(self, vocab_size: int, settings: dict) -> None:
+        super().__init__()
+        self.backbone = backbone_from(vocab_size, settings)
+        self.instance_weight = settings["instance_weight"]
+        self.temperature = settings["temperature"]
+
+    def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
+        # One encoder pass over the main rows and both views: rows are independent (own dropout),
+        # so this is the reference's two passes in one.
+        size = batch["input"].shape[0]
+        outputs = self.backbone(torch.cat([batch["input"], batch["views"]]))
+        next_item = next_item_bce(outputs[:size], self.backbone.item_embedding, batch)
+        instance = flattened_info_nce(outputs[size:], self.temperature)
+        return {"next_item": next_item, "instance_cl": instance, "total": next_item + self.instance_weight * instance}
+
+    def score(self, batch: Batch) -> torch.Tensor:
+        return self.backbone.item_scores(self.backbone(batch["input"])[:, -1, :])

@@ -1,0 +1,86 @@
+"""ICLRec (PROTOCOL.md "ICLRec"): expectation-maximisation over intents.
+
+E-step, before every epoch: every training user is encoded (eval mode, mean over positions) and
+k-means (faiss, 20 iterations, best of 5, run seed) finds the intents. M-step, every batch: the
+main (un-augmented) embedding is assigned to its nearest raw centroid; the two views, encoded
+again and mean-pooled, are each contrasted with the batch of assigned L2-normalised centroids
+(intent CL); plus CL4SRec's instance CL. The centroids are not parameters.
+`shared_views: true` (not the reference) encodes the views once for both contrastive losses.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional
+
+from elcrec.models.base import Batch, EpochContext, RecommenderModel, backbone_from, mean_pooled_users
+from elcrec.models.cl4srec import flattened_info_nce
+from elcrec.models.kmeans import kmeans
+from elcrec.models.losses import info_nce, nearest_centre
+from elcrec.models.registry import register
+from elcrec.models.sasrec import next_item_bce
+
+
+def view_rows(batch: Batch, shared_views: bool) -> list[torch.Tensor]:
+    """The rows of the one encoder pass: the main inputs, the views for instance CL and, unless
+    `shared_views` (a named speed option), the same views again for intent CL: the reference encodes
+    them twice, with fresh dropout."""
+    views = batch["views"]
+    return [batch["input"], views] if shared_views else [batch["input"], views, views]
+
+
+def intent_info_nce(view_outputs: torch.Tensor, intents: torch.Tensor, temperature: float) -> torch.Tensor:
+    """[2b, L, d] views (mean-pooled here) against [b, d] intents, averaged over the two views."""
+    one, two = view_outputs.mean(dim=1).chunk(2)
+    return (info_nce(one, intents, temperature) + info_nce(two, intents, temperature)) / 2
+
+
+@register
+class ICLRec(RecommenderModel):
+    name = "iclrec"
+    defaults = {
+        "clusters": 256,
+        "instance_weight": 0.1,
+        "intent_weight": 0.1,
+        "temperature": 1.0,
+        "kmeans_iterations": 20,
+        "kmeans_redo": 5,
+        "shared_views": False,
+    }
+    needs_views = True
+
+    def __init__(self, vocab_size: int, settings: dict) -> None:
+        super().__init__()
+        self.backbone = backbone_from(vocab_size, settings)
+        self.settings = {key: settings[key] for key in self.defaults}
+        shape = (settings["clusters"], self.backbone.settings.hidden_size)
+        self.register_buffer("centroids", torch.zeros(shape))  # raw k-means output: assignment
+        self.register_buffer("intents", torch.zeros(shape))  # L2-normalised: the contrast targets
+
+    def on_epoch_start(self, context: EpochContext) -> None:
+        users = mean_pooled_users(self.backbone, context)
+        found = kmeans(
+            users,
+            self.settings["clusters"],
+            context.seed,
+            self.settings["kmeans_iterations"],
+            self.settings["kmeans_redo"],
+        ).to(self.centroids.device)
+        self.centroids.copy_(found)
+        self.intents.copy_(functional.normalize(found, dim=1))
+
+    def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
+        size = batch["input"].shape[0]
+        outputs = self.backbone(torch.cat(view_rows(batch, self.settings["shared_views"])))
+        main, instance_views = outputs[:size], outputs[size : 3 * size]
+        intent_views = instance_views if self.settings["shared_views"] else outputs[3 * size :]
+        next_item = next_item_bce(main, self.backbone.item_embedding, batch)
+        instance = flattened_info_nce(instance_views, self.settings["temperature"])
+        with torch.no_grad():
+            assigned = nearest_centre(main.mean(dim=1), self.centroids)
+        intent = intent_info_nce(intent_views, self.intents[assigned], self.settings["temperature"])
+        total = next_item + self.settings["instance_weight"] * instance + self.settings["intent_weight"] * intent
+        return {"next_item": next_item, "instance_cl": instance, "intent_cl": intent, "total": total}
+
+    def score(self, batch: Batch) -> torch.Tensor:
+        return self.backbone.item_scores(self.backbone(batch["input"])[:, -1, :])

@@ -1,0 +1,72 @@
+"""Facts about the machine and the code a run records next to its numbers."""
+
+from __future__ import annotations
+
+import platform
+import resource
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from elcrec import __version__
+
+LIBRARIES = ("torch", "numpy", "scipy", "pandas", "faiss-cpu", "snakemake")
+
+
+def resolve_device(requested: str) -> torch.device:
+    """`auto` is CUDA when present, else the CPU; `cuda` without a GPU is an error, not a fallback."""
+    from elcrec import ElcrecError
+
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ElcrecError(f"device {requested!r} was asked for but torch sees no CUDA device")
+    return torch.device(requested)
+
+
+def code_version() -> str:
+    """`git describe --always --dirty` of the checkout holding this package, else the package version."""
+    source = Path(__file__).resolve().parent
+    try:
+        described = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--tags"],
+            cwd=source,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        described = ""
+    return described or f"elcrec {__version__} (no git)"
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0]}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    """GPU: the most memory torch allocated; CPU: the process's peak resident set size."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024

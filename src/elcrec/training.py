@@ -1,0 +1,323 @@
+"""The training loop (PROTOCOL.md "Training and model selection"); nothing in it is model-specific.
+
+Adam, batches of users in a random order, validation after every epoch, early stopping on one
+validation metric (strictly better resets the patience, as the reference's EarlyStopping), the
+best epoch's weights restored for the single test evaluation.
+
+A run directory holds, while training, `checkpoint.pt`: everything needed to continue exactly
+(weights, optimiser, every random state, the best weights so far, the history). It is replaced
+atomically after every epoch, so a killed run resumes from its last finished epoch and ends with
+the same numbers as an uninterrupted one (CPU; seeded). At the end the run writes `model.pt`
+(best weights), `history.csv`, `user_ranks.npz` and last `metrics.json`, then drops the checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from elcrec import ElcrecError
+from elcrec.data.batches import ItemSets, training_batches
+from elcrec.data.sequences import Split
+from elcrec.evaluation import EvaluationResult, evaluate
+from elcrec.fileio import atomic_path, write_json_atomic, write_text_atomic
+from elcrec.models.base import EpochContext, RecommenderModel
+from elcrec.models.registry import build
+from elcrec.runinfo import code_version, device_description, library_versions, peak_memory_bytes, resolve_device
+
+TRAINING_DEFAULTS = {
+    "epochs": 300,
+    "batch_size": 256,
+    "lr": 1e-3,
+    "adam_betas": [0.9, 0.999],
+    "weight_decay": 0.0,
+    "patience": 40,
+    "selection_metric": "NDCG@20",
+    "masking": "zero",
+    "eval_batch_size": 256,
+    "device": "auto",
+    "threads": None,
+    "amp": False,
+    "augmentation": "random",
+    "tau": 0.2,
+    "gamma": 0.7,
+    "beta": 0.2,
+}
+CHECKPOINT, MODEL_FILE = "checkpoint.pt", "model.pt"
+CHECKPOINT_FORMAT = 1
+
+
+class NonFiniteLoss(ElcrecError):
+    pass
+
+
+def save_model_file(path: str | Path, model_name: str, vocab_size: int, settings: dict, state: dict) -> None:
+    """The portable model file `elcrec evaluate` reads: name, vocabulary size, settings, weights."""
+    record = {"model": model_name, "vocab_size": vocab_size, "settings": settings, "state": state}
+    with atomic_path(path) as temporary:
+        torch.save(record, temporary)
+
+
+def load_model_file(path: str | Path, device: torch.device | str = "cpu") -> tuple[RecommenderModel, dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise ElcrecError(f"{path}: model file not found")
+    record = torch.load(path, map_location=device, weights_only=True)
+    if not isinstance(record, dict) or not {"model", "vocab_size", "settings", "state"} <= set(record):
+        raise ElcrecError(f"{path}: not an elcrec model file (expected model, vocab_size, settings, state)")
+    model = build(record["model"], record["vocab_size"], record["settings"])
+    model.load_state_dict(record["state"])
+    return model.to(device), record
+
+
+class Trainer:
+    """One model on one split with resolved settings; `fit` runs the whole protocol."""
+
+    def __init__(self, split: Split, model_name: str, settings: dict, seed: int) -> None:
+        self.split, self.model_name, self.settings, self.seed = split, model_name, settings, seed
+        if settings.get("threads"):
+            torch.set_num_threads(int(settings["threads"]))
+        self.device = resolve_device(settings["device"])
+        torch.manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.model = build(model_name, split.vocab_size, settings).to(self.device)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(),
+            lr=settings["lr"],
+            betas=tuple(settings["adam_betas"]),
+            weight_decay=settings["weight_decay"],
+        )
+        self.item_sets = ItemSets(split.full_history, split.vocab_size)
+        self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        self.scaler = torch.amp.GradScaler(enabled=settings["amp"] and self.device.type == "cuda")
+        self.augmentation = {key: settings[key] for key in ("tau", "gamma", "beta")}
+        self.augmentation["method"] = settings["augmentation"]
+        self.epoch = 0  # the next epoch to run
+        self.history: list[dict] = []
+        self.best = {"epoch": -1, "value": -math.inf, "metrics": {}, "state": None}
+        self.bad_epochs = 0
+
+    # ----- one epoch -----
+    def train_epoch(self) -> dict[str, float]:
+        context = EpochContext(
+            self.epoch, self.seed, self.split.train_input, self.settings["eval_batch_size"], self.device
+        )
+        self.model.on_epoch_start(context)
+        self.model.train()
+        sums: dict[str, float] = {}
+        steps = 0
+        batches = training_batches(
+            self.split,
+            self.item_sets,
+            self.settings["batch_size"],
+            self.generator,
+            views=self.model.needs_views,
+            augmentation=self.augmentation,
+        )
+        for batch in batches:
+            batch = {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.settings["amp"]):
+                losses = self.model.loss(batch)
+            self._check_finite(losses, steps)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(losses["total"]).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            for name, value in losses.items():
+                sums[name] = sums.get(name, 0.0) + float(value.detach())
+            steps += 1
+        return {f"loss_{name}": total / max(steps, 1) for name, total in sums.items()}
+
+    def _check_finite(self, losses: dict[str, torch.Tensor], step: int) -> None:
+        values = torch.stack([value.detach().float() for value in losses.values()])
+        if not bool(torch.isfinite(values).all()):
+            bad = [name for name, value in losses.items() if not bool(torch.isfinite(value.detach()).all())]
+            raise NonFiniteLoss(
+                f"{self.model_name}: non-finite loss at epoch {self.epoch}, step {step}: "
+                + ", ".join(f"{name} = {float(losses[name].detach())}" for name in bad)
+            )
+
+    def evaluate(self, which: str) -> EvaluationResult:
+        self.model.eval()
+        split = self.split
+        inputs, targets, history = {
+            "valid": (split.valid_input, split.valid_target, split.valid_history),
+            "test": (split.test_input, split.test_target, split.test_history),
+        }[which]
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.settings["amp"]):
+            return evaluate(
+                lambda rows: self.model.score({"input": rows}),
+                inputs,
+                targets,
+                history,
+                masking=self.settings["masking"],
+                batch_size=self.settings["eval_batch_size"],
+                device=self.device,
+            )
+
+    # ----- checkpoints -----
+    def state(self) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "model_name": self.model_name,
+            "settings": self.settings,
+            "seed": self.seed,
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "history": self.history,
+            "best": self.best,
+            "bad_epochs": self.bad_epochs,
+        }
+
+    def save_checkpoint(self, path: Path) -> None:
+        with atomic_path(path) as temporary:
+            torch.save(self.state(), temporary)
+
+    def load_checkpoint(self, path: Path) -> None:
+        saved = torch.load(path, map_location=self.device, weights_only=False)
+        # threads may differ between attempts (e.g. fewer cores on the retry); nothing else may
+        expected = {
+            "format": CHECKPOINT_FORMAT,
+            "model_name": self.model_name,
+            "settings": _without_threads(self.settings),
+            "seed": self.seed,
+        }
+        saved["settings"] = _without_threads(saved.get("settings", {}))
+        differing = [key for key, value in expected.items() if saved.get(key) != value]
+        if differing:
+            raise ElcrecError(
+                f"{path}: checkpoint of a different run ({', '.join(differing)} differ); "
+                "delete it to start this run afresh"
+            )
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scaler.load_state_dict(saved["scaler"])
+        self.generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"].cpu())
+        if saved["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([state.cpu() for state in saved["cuda_rng"]])
+        self.epoch, self.history = saved["epoch"], saved["history"]
+        self.best, self.bad_epochs = saved["best"], saved["bad_epochs"]
+
+    # ----- the protocol -----
+    def fit(self, checkpoint: Path | None = None, log: Callable[[str], None] | None = None) -> None:
+        """Train until `epochs` or early stopping, checkpointing after every epoch."""
+        log = log or (lambda line: print(line, file=sys.stderr))
+        if checkpoint is not None and checkpoint.exists():
+            self.load_checkpoint(checkpoint)
+            log(f"resumed from {checkpoint} after epoch {self.epoch - 1}")
+        metric, patience = self.settings["selection_metric"], self.settings["patience"]
+        epochs = tqdm(range(self.epoch, self.settings["epochs"]), desc=self.model_name, unit="epoch", disable=None)
+        for epoch in epochs:
+            if self.bad_epochs >= patience:
+                break
+            started = time.perf_counter()
+            losses = self.train_epoch()
+            trained = time.perf_counter()
+            validation = self.evaluate("valid").metrics
+            finished = time.perf_counter()
+            row = {"epoch": epoch, **losses, **{f"valid_{k}": v for k, v in validation.items()}}
+            row |= {"train_seconds": trained - started, "valid_seconds": finished - trained}
+            self.history.append(row)
+            if validation[metric] > self.best["value"]:
+                state = {key: value.detach().clone() for key, value in self.model.state_dict().items()}
+                self.best = {"epoch": epoch, "value": validation[metric], "metrics": validation, "state": state}
+                self.bad_epochs = 0
+            else:
+                self.bad_epochs += 1
+            self.epoch = epoch + 1
+            if checkpoint is not None:
+                self.save_checkpoint(checkpoint)
+            epochs.set_postfix({f"valid {metric}": f"{validation[metric]:.4f}", "best": self.best["epoch"]})
+            log(
+                f"epoch {epoch}: "
+                + " ".join(f"{k[5:]} {v:.4f}" for k, v in losses.items())
+                + f" | valid {metric} {validation[metric]:.4f} (best {self.best['value']:.4f} at {self.best['epoch']})"
+                + f" | {row['train_seconds']:.1f}s + {row['valid_seconds']:.1f}s"
+            )
+        if self.best["state"] is None:
+            raise ElcrecError(f"{self.model_name}: no epoch was run (epochs = {self.settings['epochs']})")
+        self.model.load_state_dict(self.best["state"])
+
+
+def _without_threads(settings: dict) -> dict:
+    return {key: value for key, value in settings.items() if key != "threads"}
+
+
+def history_csv(history: list[dict]) -> str:
+    columns: list[str] = []
+    for row in history:
+        columns += [key for key in row if key not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    return buffer.getvalue()
+
+
+def run(
+    split: Split, model_name: str, settings: dict, seed: int, run_dir: str | Path, provenance: dict | None = None
+) -> dict:
+    """Train, test and write the run directory; returns the metrics record (also metrics.json)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    trainer = Trainer(split, model_name, settings, seed)
+    log_file = open(run_dir / "train.log", "a", encoding="utf-8")  # noqa: SIM115 (closed below)
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr)
+        log_file.write(line + "\n")
+        log_file.flush()
+
+    try:
+        trainer.fit(run_dir / CHECKPOINT, log)
+        test = trainer.evaluate("test")
+        valid = trainer.evaluate("valid")
+    finally:
+        log_file.close()
+    train_seconds = sum(row["train_seconds"] + row["valid_seconds"] for row in trainer.history)
+    epochs_run = len(trainer.history)
+    record = {
+        "dataset": (provenance or {}).get("dataset"),
+        "model": model_name,
+        "variant": (provenance or {}).get("variant"),
+        "seed": seed,
+        "test": test.metrics,
+        "valid": valid.metrics,
+        "best_epoch": trainer.best["epoch"],
+        "epochs_run": epochs_run,
+        "training_seconds": train_seconds,
+        "seconds_per_epoch": train_seconds / epochs_run,
+        "train_seconds_per_epoch": sum(row["train_seconds"] for row in trainer.history) / epochs_run,
+        "wall_seconds_this_process": time.perf_counter() - started,
+        "peak_memory_bytes": peak_memory_bytes(trainer.device),
+        "peak_memory_kind": "cuda max allocated" if trainer.device.type == "cuda" else "cpu peak rss",
+        "settings": settings,
+        "data_sha256": (provenance or {}).get("data_sha256"),
+        "code_version": code_version(),
+        "device": device_description(trainer.device),
+        "libraries": library_versions(),
+        "parameters": sum(parameter.numel() for parameter in trainer.model.parameters()),
+    }
+    save_model_file(run_dir / MODEL_FILE, model_name, split.vocab_size, settings, trainer.best["state"])
+    write_text_atomic(run_dir / "history.csv", history_csv(trainer.history))
+    with atomic_path(run_dir / "user_ranks.npz") as temporary, open(temporary, "wb") as handle:
+        np.savez_compressed(handle, test=test.ranks, valid=valid.ranks, users=np.arange(split.n_users))
+    write_json_atomic(run_dir / "metrics.json", record)
+    (run_dir / CHECKPOINT).unlink(missing_ok=True)
+    return record

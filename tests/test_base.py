@@ -1,0 +1,42 @@
+"""Interface conformance of every registered model, and the shared helpers of models/base.py."""
+
+import pytest
+import torch
+from model_helpers import VOCAB, epoch_context, settings_for, tiny_batch
+
+from elcrec.models.base import RecommenderModel, mean_pooled_users
+from elcrec.models.registry import MODELS, build, model_class
+
+model_class("sasrec")  # registers the built-in models
+ALL_MODELS = sorted(MODELS)
+
+
+def test_the_four_core_models_are_registered():
+    assert {"sasrec", "cl4srec", "iclrec", "elcrec"} <= set(ALL_MODELS)
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_interface_conformance(name):
+    torch.manual_seed(0)
+    model = build(name, VOCAB, settings_for(name))
+    assert isinstance(model, RecommenderModel) and model.name == name
+    model.on_epoch_start(epoch_context())
+    model.train()
+    losses = model.loss(tiny_batch())
+    assert "total" in losses and all(value.ndim == 0 and torch.isfinite(value) for value in losses.values())
+    losses["total"].backward()
+    trained = [name for name, parameter in model.named_parameters() if parameter.grad is None]
+    assert trained == []  # every parameter takes part in the loss
+    model.eval()
+    assert model.score({"input": tiny_batch()["input"]}).shape == (4, VOCAB)
+
+
+def test_mean_pooled_users_is_eval_mode_and_restores_the_mode():
+    model = build("sasrec", VOCAB, settings_for("sasrec"))
+    model.train()
+    context = epoch_context()
+    first = mean_pooled_users(model.backbone, context)
+    assert model.backbone.training
+    assert torch.equal(first, mean_pooled_users(model.backbone, context))  # no dropout
+    model.eval()
+    assert torch.allclose(first, model.backbone(context.train_input).mean(dim=1), atol=1e-6)

@@ -1,0 +1,129 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import FIXTURES
+
+from elcrec import ElcrecError
+from elcrec.data.sequences import SequenceData
+from elcrec.settings import model_defaults
+from elcrec.training import CHECKPOINT, NonFiniteLoss, Trainer, history_csv, load_model_file, run
+
+BEAUTY = FIXTURES / "benchmark" / "Beauty.txt"
+
+
+@pytest.fixture(scope="module")
+def split():
+    return SequenceData.load(BEAUTY).split(max_len=50)
+
+
+def settings(model="elcrec", **overrides):
+    small = {"epochs": 3, "device": "cpu", "threads": 1, "hidden_size": 16, "inner_size": 32, "layers": 1}
+    if "clusters" in model_defaults(model):
+        small["clusters"] = 4
+    return model_defaults(model) | small | overrides
+
+
+def test_a_run_writes_the_run_directory(split, tmp_path):
+    record = run(split, "sasrec", settings("sasrec"), 1, tmp_path, {"dataset": "beauty", "data_sha256": "abc"})
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "metrics.json",
+        "history.csv",
+        "user_ranks.npz",
+        "model.pt",
+        "train.log",
+    }
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved == json.loads(json.dumps(record))
+    for key in (
+        "test",
+        "valid",
+        "best_epoch",
+        "epochs_run",
+        "training_seconds",
+        "seconds_per_epoch",
+        "peak_memory_bytes",
+        "settings",
+        "data_sha256",
+        "code_version",
+        "device",
+        "libraries",
+    ):
+        assert key in saved
+    assert saved["epochs_run"] == 3 and set(saved["test"]) >= {"HR@5", "NDCG@20", "MRR"}
+    assert saved["peak_memory_bytes"] > 0 and saved["data_sha256"] == "abc"
+    history = (tmp_path / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,loss_next_item,loss_total,valid_HR@5") and len(history) == 4
+    ranks = np.load(tmp_path / "user_ranks.npz")
+    assert ranks["test"].shape == (split.n_users,)
+    hr20 = float((ranks["test"] < 20).mean())
+    assert hr20 == pytest.approx(saved["test"]["HR@20"])
+    model, stored = load_model_file(tmp_path / "model.pt")
+    assert stored["model"] == "sasrec" and stored["vocab_size"] == split.vocab_size
+
+
+def test_resume_after_a_kill_ends_identically(split, tmp_path, monkeypatch):
+    chosen = settings("elcrec", epochs=4)
+    straight = run(split, "elcrec", chosen, 3, tmp_path / "straight")
+
+    original = Trainer.train_epoch
+
+    def killed_at_epoch_2(self):
+        if self.epoch == 2:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "train_epoch", killed_at_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        run(split, "elcrec", chosen, 3, tmp_path / "resumed")
+    saved = torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=False)
+    assert saved["epoch"] == 2 and not (tmp_path / "resumed" / "metrics.json").exists()
+    monkeypatch.setattr(Trainer, "train_epoch", original)
+    resumed = run(split, "elcrec", chosen, 3, tmp_path / "resumed")
+    assert resumed["test"] == straight["test"] and resumed["valid"] == straight["valid"]
+    assert resumed["best_epoch"] == straight["best_epoch"]
+    assert not (tmp_path / "resumed" / CHECKPOINT).exists()
+    first = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)["state"]
+    second = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)["state"]
+    assert all(torch.equal(first[key], second[key]) for key in first)
+
+
+def test_a_checkpoint_of_another_run_is_refused(split, tmp_path):
+    trainer = Trainer(split, "sasrec", settings("sasrec"), 1)
+    trainer.save_checkpoint(tmp_path / CHECKPOINT)
+    with pytest.raises(ElcrecError, match="different run \\(seed differ"):
+        Trainer(split, "sasrec", settings("sasrec"), 2).load_checkpoint(tmp_path / CHECKPOINT)
+    Trainer(split, "sasrec", settings("sasrec", threads=2), 1).load_checkpoint(tmp_path / CHECKPOINT)  # threads may
+
+
+def test_non_finite_loss_names_epoch_and_component(split, monkeypatch):
+    trainer = Trainer(split, "elcrec", settings("elcrec", ablation="B+ELCM"), 1)
+    loss = trainer.model.loss
+
+    def poisoned(batch):
+        losses = loss(batch)
+        losses["cluster"] = losses["cluster"] * float("nan")
+        return losses
+
+    monkeypatch.setattr(trainer.model, "loss", poisoned)
+    with pytest.raises(NonFiniteLoss, match="epoch 0, step 0: cluster = nan"):
+        trainer.train_epoch()
+
+
+def test_early_stopping_restores_the_best_epoch(split):
+    trainer = Trainer(split, "sasrec", settings("sasrec", epochs=10, patience=2, lr=0.0), 1)
+    trainer.fit(log=lambda line: None)
+    assert len(trainer.history) == 3  # epoch 0 is best; two epochs without a strict improvement stop it
+    assert trainer.best["epoch"] == 0
+
+
+def test_same_seed_same_numbers_on_cpu(split, tmp_path):
+    first = run(split, "cl4srec", settings("cl4srec", epochs=2), 5, tmp_path / "a")
+    second = run(split, "cl4srec", settings("cl4srec", epochs=2), 5, tmp_path / "b")
+    assert first["test"] == second["test"]
+
+
+def test_history_csv_takes_the_union_of_columns():
+    text = history_csv([{"epoch": 0, "a": 1}, {"epoch": 1, "b": 2}])
+    assert text.splitlines() == ["epoch,a,b", "0,1,", "1,,2"]
