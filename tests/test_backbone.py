@@ -78,3 +78,12 @@ def test_fast_dropout_has_torch_dropout_semantics(rate):
     assert torch.equal(states.grad, dropped.detach())  # the gradient is the same mask and scale
     layer.eval()
     assert torch.equal(layer(states), states)
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+def test_last_state_equals_the_last_column_of_forward(layers):
+    torch.manual_seed(0)
+    model = Backbone(30, BackboneSettings(hidden_size=16, inner_size=32, layers=layers, max_len=6))
+    model.eval()
+    inputs = torch.tensor([[0, 0, 3, 4, 5, 6], [1, 2, 3, 4, 5, 29], [0, 0, 0, 0, 0, 7]])
+    assert torch.allclose(model.last_state(inputs), model(inputs)[:, -1], atol=1e-6)

@@ -153,16 +153,16 @@ class Trainer:
             "valid": (split.valid_input, split.valid_target, split.valid_history),
             "test": (split.test_input, split.test_target, split.test_history),
         }[which]
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.settings["amp"]):
-            return evaluate(
-                lambda rows: self.model.score({"input": rows}),
-                inputs,
-                targets,
-                history,
-                masking=self.settings["masking"],
-                batch_size=self.settings["eval_batch_size"],
-                device=self.device,
-            )
+        # always in float32, also with `amp`: ranks must not depend on reduced-precision ties
+        return evaluate(
+            lambda rows: self.model.score({"input": rows}),
+            inputs,
+            targets,
+            history,
+            masking=self.settings["masking"],
+            batch_size=self.settings["eval_batch_size"],
+            device=self.device,
+        )
 
     # ----- checkpoints -----
     def state(self) -> dict:

@@ -94,12 +94,17 @@ class SelfAttention(nn.Module):
         batch, length, _ = states.shape
         return states.view(batch, length, self.heads, self.head_size).transpose(1, 2)
 
-    def forward(self, states: torch.Tensor, additive_mask: torch.Tensor) -> torch.Tensor:
-        query, key, value = (self._split_heads(layer(states)) for layer in (self.query, self.key, self.value))
+    def forward(self, states: torch.Tensor, additive_mask: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """`last_only`: outputs for the last position alone (keys and values still span all)."""
+        queries = states[:, -1:] if last_only else states
+        key, value = (self._split_heads(layer(states)) for layer in (self.key, self.value))
+        query = self._split_heads(self.query(queries))
+        if last_only:
+            additive_mask = additive_mask[:, :, -1:, :]
         logits = query @ key.transpose(-1, -2) / math.sqrt(self.head_size) + additive_mask
         weights = self.attention_dropout(torch.softmax(logits, dim=-1))
-        context = (weights @ value).transpose(1, 2).reshape(states.shape)
-        return self.norm(self.output_dropout(self.output(context)) + states)
+        context = (weights @ value).transpose(1, 2).reshape(queries.shape)
+        return self.norm(self.output_dropout(self.output(context)) + queries)
 
 
 class FeedForward(nn.Module):
@@ -121,8 +126,8 @@ class Block(nn.Module):
         self.attention = SelfAttention(settings)
         self.feed_forward = FeedForward(settings)
 
-    def forward(self, states: torch.Tensor, additive_mask: torch.Tensor) -> torch.Tensor:
-        return self.feed_forward(self.attention(states, additive_mask))
+    def forward(self, states: torch.Tensor, additive_mask: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        return self.feed_forward(self.attention(states, additive_mask, last_only))
 
 
 class Backbone(nn.Module):
@@ -157,12 +162,24 @@ class Backbone(nn.Module):
         return (~allowed).to(torch.float32) * MASKED_LOGIT
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self._encode(input_ids, last_only=False)
+
+    def last_state(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """[batch, hidden]: the output at the last position, the user representation for scoring.
+
+        Equal to forward(...)[:, -1] (position-wise layers, and the last query needs every key and
+        value of the last block but no other query), without computing the other 49 outputs of the
+        last block: most of the cost of full-ranking evaluation with one layer.
+        """
+        return self._encode(input_ids, last_only=True)[:, -1]
+
+    def _encode(self, input_ids: torch.Tensor, last_only: bool) -> torch.Tensor:
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
         states = self.item_embedding(input_ids) + self.position_embedding(positions)[None]
         states = self.embedding_dropout(self.embedding_norm(states))
         mask = self.additive_mask(input_ids).to(states.dtype)
-        for block in self.blocks:
-            states = block(states, mask)
+        for index, block in enumerate(self.blocks):
+            states = block(states, mask, last_only and index == len(self.blocks) - 1)
         return states
 
     def item_scores(self, user_states: torch.Tensor) -> torch.Tensor:

@@ -40,4 +40,4 @@ class CL4SRec(RecommenderModel):
         return {"next_item": next_item, "instance_cl": instance, "total": next_item + self.instance_weight * instance}
 
     def score(self, batch: Batch) -> torch.Tensor:
-        return self.backbone.item_scores(self.backbone(batch["input"])[:, -1, :])
+        return self.backbone.item_scores(self.backbone.last_state(batch["input"]))

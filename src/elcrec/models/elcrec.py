@@ -121,4 +121,4 @@ class ELCRec(RecommenderModel):
         return losses
 
     def score(self, batch: Batch) -> torch.Tensor:
-        return self.backbone.item_scores(self.backbone(batch["input"])[:, -1, :])
+        return self.backbone.item_scores(self.backbone.last_state(batch["input"]))

@@ -83,4 +83,4 @@ class ICLRec(RecommenderModel):
         return {"next_item": next_item, "instance_cl": instance, "intent_cl": intent, "total": total}
 
     def score(self, batch: Batch) -> torch.Tensor:
-        return self.backbone.item_scores(self.backbone(batch["input"])[:, -1, :])
+        return self.backbone.item_scores(self.backbone.last_state(batch["input"]))

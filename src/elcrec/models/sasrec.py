@@ -35,4 +35,4 @@ class SASRec(RecommenderModel):
         return {"next_item": next_item, "total": next_item}
 
     def score(self, batch: Batch) -> torch.Tensor:
-        return self.backbone.item_scores(self.backbone(batch["input"])[:, -1, :])
+        return self.backbone.item_scores(self.backbone.last_state(batch["input"]))
