@@ -69,3 +69,27 @@ def test_per_user_metrics_and_paired_tests():
     tests = paired_user_tests(better, worse)
     assert tests["wilcoxon"] < 1e-3 and tests["paired_t"] < 1e-3
     assert paired_user_tests(worse, worse) == {"wilcoxon": None, "paired_t": None}
+
+
+def test_table1_comparison_flags_cells_outside_two_std_or_the_tolerance(tmp_path):
+    from conftest import REPO, SHARED
+
+    from elcrec.stats import load_paper, table1_comparison
+
+    paper = load_paper(REPO / "config" / "paper.yaml")
+    if (SHARED / "spec" / "paper_tables.yaml").exists():  # the copy is verbatim
+        import yaml
+
+        shared = yaml.safe_load((SHARED / "spec" / "paper_tables.yaml").read_text())
+        assert {key: value for key, value in paper.items() if key != "run_names"} == shared
+    published = paper["table1"]["beauty"]["ELCRec"]["NDCG@20"]  # 0.0509
+    for seed, value in ((1, published), (2, published + 0.001)):
+        write_run(tmp_path, "beauty", "elcrec", "ELCRec", seed, value)
+    for seed, value in ((1, 0.030), (2, 0.031)):
+        write_run(tmp_path, "beauty", "sasrec", "default", seed, value)
+    comparison = table1_comparison(aggregate(collect_runs(tmp_path)), paper).set_index("paper_name")
+    assert set(comparison.index) == {"ELCRec", "SASRec"} and set(comparison["metric"]) == {"NDCG@20"}
+    assert comparison.loc["ELCRec", "paper"] == pytest.approx(0.0509)
+    assert not comparison.loc["ELCRec", "flag"]  # within 2 std and within 5%
+    assert comparison.loc["SASRec", "flag"]  # 0.0305 against 0.0387
+    assert comparison.loc["SASRec", "relative_pct"] == pytest.approx(100 * (0.0305 - 0.0387) / 0.0387)

@@ -113,3 +113,53 @@ def holm(pvalues: list[float | None]) -> list[float | None]:
         running = max(running, min(1.0, (count - order) * p))
         adjusted[index] = running
     return adjusted
+
+
+def load_paper(path: str | Path) -> dict:
+    import yaml
+
+    paper = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(paper, dict) or "table1" not in paper or "run_names" not in paper:
+        raise ElcrecError(f"{path}: expected the paper's tables with `table1` and `run_names`")
+    return paper
+
+
+def table1_comparison(table: pd.DataFrame, paper: dict, tolerance_pct: float = 5.0) -> pd.DataFrame:
+    """Every reproduced Table 1 cell (test split) beside the paper's value.
+
+    Columns: dataset, paper_name, model, variant, metric, paper, mean, std, seeds, difference,
+    relative_pct, flag. `flag` is set when the paper's value lies outside mean +- 2 std (with at
+    least two seeds) or the relative gap exceeds `tolerance_pct`.
+    """
+    ours = table[table["split"] == "test"].set_index(["dataset", "model", "variant", "metric"])
+    rows = []
+    for dataset, columns in paper["table1"].items():
+        for paper_name, metrics in columns.items():
+            if paper_name.startswith("_") or paper_name not in paper["run_names"] or not isinstance(metrics, dict):
+                continue
+            model, variant = paper["run_names"][paper_name]
+            for metric, published in metrics.items():
+                key = (dataset, model, variant, metric)
+                if key not in ours.index or not isinstance(published, int | float):
+                    continue
+                cell = ours.loc[key]
+                difference = cell["mean"] - published
+                relative = 100.0 * difference / published if published else float("nan")
+                outside = cell["seeds"] >= 2 and abs(difference) > 2 * cell["std"]
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "paper_name": paper_name,
+                        "model": model,
+                        "variant": variant,
+                        "metric": metric,
+                        "paper": float(published),
+                        "mean": cell["mean"],
+                        "std": cell["std"],
+                        "seeds": int(cell["seeds"]),
+                        "difference": difference,
+                        "relative_pct": relative,
+                        "flag": bool(outside or abs(relative) > tolerance_pct),
+                    }
+                )
+    return pd.DataFrame(rows)
