@@ -31,3 +31,14 @@ def test_atomic_path_moves_into_place_only_on_success(tmp_path):
 def test_write_json_atomic(tmp_path):
     write_json_atomic(tmp_path / "x.json", {"b": 1, "a": [1, 2]})
     assert (tmp_path / "x.json").read_text().startswith('{\n  "a"')
+
+
+def test_atomic_writes_are_readable_by_others_as_the_umask_allows(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        write_json_atomic(tmp_path / "shared.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "shared.json").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600

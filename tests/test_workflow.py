@@ -4,6 +4,7 @@ end to end offline, and the paper route reproducing the benchmark files bit for 
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -44,7 +45,15 @@ def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
     assert result.returncode == 0, result.stderr
     # 4 benchmark files + ml-1m.zip + the two MIND zips; one sequence file per dataset;
     # 4 datasets x (sasrec, cl4srec, iclrec, 4 elcrec variants) x 3 seeds
-    assert job_counts(result.stdout) == {"download": 7, "sequences": 6, "train": 84, "all": 1, "total": 98}
+    assert job_counts(result.stdout) == {
+        "download": 7,
+        "sequences": 6,
+        "train": 84,
+        "analyse": 1,
+        "report": 1,
+        "all": 1,
+        "total": 100,
+    }
     assert "results/runs/beauty/elcrec/B+ICL/seed3/metrics.json" in result.stdout
 
 
@@ -109,8 +118,25 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
         "shift",
     )
 
+    assert elcrec["test_other_masking"]["masking"] == "exclude"  # evidence for the report's Paper vs code
+
+    html = (tmp_path / "results/report/report.html").read_text()
+    assert "Not the paper's data" in html and "prov-beauty--elcrec--B_ICL" in html
+    assert (tmp_path / "results/report/report.md").exists() and (tmp_path / "results/tables/table1.csv").exists()
+
     again = snakemake("--cores", "2", "--configfile", str(REPO / "config" / "smoke.yaml"), workdir=tmp_path)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+    # the report re-renders from existing results without touching any run
+    before = {path: path.stat().st_mtime_ns for path in (tmp_path / "results/runs").rglob("*") if path.is_file()}
+    for folder in ("results/report", "results/tables"):
+        shutil.rmtree(tmp_path / folder)
+    smoke = ("--configfile", str(REPO / "config" / "smoke.yaml"))  # last: it takes every value after it
+    rerender = snakemake("--cores", "1", "results/report/report.html", *smoke, workdir=tmp_path)
+    assert rerender.returncode == 0, rerender.stderr[-3000:]
+    assert job_counts(rerender.stdout + rerender.stderr) == {"analyse": 1, "report": 1, "total": 2}
+    after = {path: path.stat().st_mtime_ns for path in (tmp_path / "results/runs").rglob("*") if path.is_file()}
+    assert after == before and (tmp_path / "results/report/report.html").exists()
 
 
 @pytest.mark.skipif(not (SHARED / "data" / "benchmark").is_dir(), reason="../shared is not beside the checkout")

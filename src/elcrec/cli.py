@@ -165,6 +165,26 @@ def _bench(args: argparse.Namespace) -> None:
     benchmark(args.sequences, args.model, settings, args.seed, args.epochs, args.profile)
 
 
+def _analyse(args: argparse.Namespace) -> None:
+    from elcrec.models.registry import registered
+    from elcrec.report import tables
+    from elcrec.stats import load_paper
+
+    paper = load_paper(args.paper)
+    built = tables.build(args.runs, args.sequences_dir, paper, args.seeds, set(registered()), args.tolerance)
+    tables.write(built, args.out)
+    print(f"{args.out}: {len(built)} tables from {len(built['runs'])} runs", file=sys.stderr)
+
+
+def _report(args: argparse.Namespace) -> None:
+    from elcrec.report import render
+
+    if not Path(args.tables).is_dir():
+        raise ElcrecError(f"{args.tables}: no tables folder (run `elcrec analyse` first)")
+    written = render.render(args.tables, args.out)
+    print(" ".join(str(path) for path in written.values()), file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="elcrec", description=__doc__)
     parser.add_argument("--version", action="version", version=f"elcrec {__version__}")
@@ -227,6 +247,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--profile", action="store_true", help="print the operators that dominate a training step")
     bench.add_argument("--cluster-scaling", action="store_true", help="time a cluster-loss step at 10^4 and 10^6 users")
     bench.set_defaults(handler=_bench)
+
+    analyse = commands.add_parser("analyse", help="run directories -> the paper's tables (results/tables/*.csv)")
+    analyse.add_argument("--runs", default="results/runs", help="root of the run directories")
+    analyse.add_argument("--sequences-dir", default="resources/sequences", help="where the {dataset}.stats.json are")
+    analyse.add_argument("--paper", default="config/paper.yaml", help="the published numbers")
+    analyse.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds every table cell should have")
+    analyse.add_argument("--tolerance", type=float, default=5.0, help="relative gap (%%) that flags a number")
+    analyse.add_argument("--out", default="results/tables")
+    analyse.set_defaults(handler=_analyse)
+
+    report = commands.add_parser("report", help="tables -> results/report/report.html and report.md")
+    report.add_argument("--tables", default="results/tables")
+    report.add_argument("--out", default="results/report")
+    report.set_defaults(handler=_report)
     return parser
 
 

@@ -8,6 +8,7 @@
   improvement of the best over the runner-up in %.
 - `seed_test`: the paper's two-sided two-sample t-test over seed values (Student; Welch as an
   option); None with fewer than two seeds on a side, never a made-up value.
+- `compare_with_paper`: the difference to a published value and the reproduction flag.
 - `paired_user_tests`: beyond the paper, Wilcoxon signed-rank and paired t-test on per-user
   metric values (from `user_ranks.npz`, averaged over seeds), and `holm` for a family of them.
 """
@@ -124,42 +125,12 @@ def load_paper(path: str | Path) -> dict:
     return paper
 
 
-def table1_comparison(table: pd.DataFrame, paper: dict, tolerance_pct: float = 5.0) -> pd.DataFrame:
-    """Every reproduced Table 1 cell (test split) beside the paper's value.
-
-    Columns: dataset, paper_name, model, variant, metric, paper, mean, std, seeds, difference,
-    relative_pct, flag. `flag` is set when the paper's value lies outside mean +- 2 std (with at
-    least two seeds) or the relative gap exceeds `tolerance_pct`.
-    """
-    ours = table[table["split"] == "test"].set_index(["dataset", "model", "variant", "metric"])
-    rows = []
-    for dataset, columns in paper["table1"].items():
-        for paper_name, metrics in columns.items():
-            if paper_name.startswith("_") or paper_name not in paper["run_names"] or not isinstance(metrics, dict):
-                continue
-            model, variant = paper["run_names"][paper_name]
-            for metric, published in metrics.items():
-                key = (dataset, model, variant, metric)
-                if key not in ours.index or not isinstance(published, int | float):
-                    continue
-                cell = ours.loc[key]
-                difference = cell["mean"] - published
-                relative = 100.0 * difference / published if published else float("nan")
-                outside = cell["seeds"] >= 2 and abs(difference) > 2 * cell["std"]
-                rows.append(
-                    {
-                        "dataset": dataset,
-                        "paper_name": paper_name,
-                        "model": model,
-                        "variant": variant,
-                        "metric": metric,
-                        "paper": float(published),
-                        "mean": cell["mean"],
-                        "std": cell["std"],
-                        "seeds": int(cell["seeds"]),
-                        "difference": difference,
-                        "relative_pct": relative,
-                        "flag": bool(outside or abs(relative) > tolerance_pct),
-                    }
-                )
-    return pd.DataFrame(rows)
+def compare_with_paper(mean: float, std: float, seeds: int, published: float | None, tolerance_pct: float) -> dict:
+    """Our cell beside the paper's value: difference, relative gap in %, and `flag` when the paper's
+    value lies outside mean +- 2 std (with at least two seeds) or the gap exceeds `tolerance_pct`."""
+    if published is None:
+        return {"difference": None, "relative_pct": None, "flag": False}
+    difference = mean - published
+    relative = 100.0 * difference / published if published else float("nan")
+    outside = seeds >= 2 and abs(difference) > 2 * std
+    return {"difference": difference, "relative_pct": relative, "flag": bool(outside or abs(relative) > tolerance_pct)}

@@ -15,6 +15,7 @@ REPO = Path(workflow.basedir).resolve()
 sys.path.insert(0, str(REPO / "src"))
 
 from elcrec.data.registry import interaction_sources, load_registry, resolve_dataset, source_of  # noqa: E402
+from elcrec.report.tables import TABLE_NAMES  # noqa: E402
 from elcrec.settings import resolve as resolve_settings, variants_of  # noqa: E402
 
 validate(config, str(REPO / "config" / "schema.yaml"))
@@ -118,5 +119,11 @@ def run_targets():
     ]
 
 
+# the analysis stage's files and the report's inputs (absolute: the working directory may be elsewhere)
+PAPER_FILE = str(REPO / "config" / "paper.yaml")
+REPORT_TEMPLATES = sorted(str(path) for path in (REPO / "reports" / "templates").iterdir())
+REPORT_TARGETS = ["results/report/report.html", "results/report/report.md"]
+
+
 def all_targets():
-    return sequence_targets() + run_targets()
+    return sequence_targets() + run_targets() + REPORT_TARGETS

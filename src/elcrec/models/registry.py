@@ -15,10 +15,14 @@ def register(cls: type[RecommenderModel]) -> type[RecommenderModel]:
     return cls
 
 
-def model_class(name: str) -> type[RecommenderModel]:
+def registered() -> list[str]:
     from elcrec.models import cl4srec, elcrec, iclrec, sasrec  # noqa: F401  (registers the built-in models)
 
-    if name not in MODELS:
+    return sorted(MODELS)
+
+
+def model_class(name: str) -> type[RecommenderModel]:
+    if name not in registered():
         raise ElcrecError(f"unknown model {name!r}; registered models: {sorted(MODELS)}")
     return MODELS[name]
 

@@ -1,0 +1,101 @@
+"""The paper's figures as PNG files, drawn from results/tables only (matplotlib, no display).
+
+Each function returns the PNG path, or None when its table has no rows (the report then says
+which runs are missing instead of showing an empty plot).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from elcrec.report.tables import ABLATION_VARIANTS, TABLE1_DATASETS  # noqa: E402
+
+DPI = 110
+
+
+def _save(figure: plt.Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp.png")
+    figure.savefig(temporary, dpi=DPI, bbox_inches="tight")
+    plt.close(figure)
+    temporary.replace(path)
+    return path
+
+
+def ablation_bars(table10: pd.DataFrame, path: Path) -> Path | None:
+    """Figure 1: HR@5 + HR@20 + NDCG@5 + NDCG@20 per ablation variant, ours (mean +- std) and the paper's."""
+    present = [
+        d
+        for d in TABLE1_DATASETS
+        if (table10["dataset"] == d).any() and table10.loc[table10["dataset"] == d, "status"].eq("ok").any()
+    ]
+    if not present:
+        return None
+    figure, axes = plt.subplots(1, len(present), figsize=(3.2 * len(present), 3.0), squeeze=False)
+    x = np.arange(len(ABLATION_VARIANTS))
+    for axis, dataset in zip(axes[0], present, strict=True):
+        rows = table10[table10["dataset"] == dataset].set_index("variant").reindex(ABLATION_VARIANTS)
+        axis.bar(x - 0.2, rows["paper"], 0.4, label="paper", color="#bbbbbb")
+        axis.bar(x + 0.2, rows["mean"], 0.4, yerr=rows["std"].fillna(0), label="ours", color="#3b6ea8", capsize=3)
+        axis.set_xticks(x, ABLATION_VARIANTS, rotation=30, fontsize=8)
+        axis.set_title(dataset)
+    axes[0][0].set_ylabel("sum of the four metrics")
+    axes[0][0].legend(fontsize=8)
+    return _save(figure, path)
+
+
+def sensitivity_lines(sensitivity: pd.DataFrame, path: Path) -> Path | None:
+    """Figure 2: test HR@5 against alpha and against k (mean over seeds), one column per dataset."""
+    if not len(sensitivity):
+        return None
+    datasets = [d for d in TABLE1_DATASETS if (sensitivity["dataset"] == d).any()]
+    datasets += sorted(set(sensitivity["dataset"]) - set(datasets))
+    figure, axes = plt.subplots(2, len(datasets), figsize=(3.2 * len(datasets), 5.2), squeeze=False)
+    for column, dataset in enumerate(datasets):
+        for row, parameter in enumerate(("alpha", "k")):
+            points = sensitivity[(sensitivity["dataset"] == dataset) & (sensitivity["parameter"] == parameter)]
+            curve = points.groupby("value")["HR@5"].mean()
+            axis = axes[row][column]
+            axis.plot(curve.index, curve.values, marker="o", color="#3b6ea8")
+            axis.set_xscale("log", base=10 if parameter == "alpha" else 2)
+            axis.set_xlabel(parameter)
+            axis.set_title(dataset, fontsize=9)
+        axes[0][column].set_ylabel("test HR@5")
+        axes[1][column].set_ylabel("test HR@5")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def convergence_curves(convergence: pd.DataFrame, path: Path) -> Path | None:
+    """Figure 3: validation HR@5 (top) and training loss (bottom) per epoch, one line per seed."""
+    if not len(convergence):
+        return None
+    datasets = [d for d in TABLE1_DATASETS if (convergence["dataset"] == d).any()]
+    datasets += sorted(set(convergence["dataset"]) - set(datasets))
+    figure, axes = plt.subplots(2, len(datasets), figsize=(3.2 * len(datasets), 5.2), squeeze=False)
+    for column, dataset in enumerate(datasets):
+        for seed, rows in convergence[convergence["dataset"] == dataset].groupby("seed"):
+            axes[0][column].plot(rows["epoch"], rows["valid_HR@5"], label=f"seed {seed}")
+            axes[1][column].plot(rows["epoch"], rows["loss"], label=f"seed {seed}")
+        axes[0][column].set_title(dataset)
+        axes[1][column].set_xlabel("epoch")
+    axes[0][0].set_ylabel("validation HR@5")
+    axes[1][0].set_ylabel("training loss")
+    axes[0][0].legend(fontsize=8)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def draw_all(tables: dict[str, pd.DataFrame], out_dir: Path) -> dict[str, Path | None]:
+    return {
+        "figure1": ablation_bars(tables["table10"], out_dir / "figure1_ablation.png"),
+        "figure2": sensitivity_lines(tables["sensitivity"], out_dir / "figure2_sensitivity.png"),
+        "figure3": convergence_curves(tables["convergence"], out_dir / "figure3_convergence.png"),
+    }

@@ -1,0 +1,201 @@
+"""results/tables + figures -> results/report/report.html (self-contained) and report.md (Jinja2).
+
+The templates live in reports/templates/. Rendering is strict: an undefined template variable
+is an error, never an empty string. Every number the HTML shows links either to the runs that
+produced it (`#prov-<cell>`) or, for the paper's own values, to where they were transcribed.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+
+from elcrec import ElcrecError
+from elcrec.fileio import write_text_atomic
+from elcrec.report import figures as figure_module
+from elcrec.report import tables as table_module
+
+TEMPLATES = Path(__file__).resolve().parents[3] / "reports" / "templates"
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+
+
+def number(value, digits: int = 4) -> str:
+    if _missing(value):
+        return "–"
+    if isinstance(value, str):
+        return value
+    return f"{float(value):.{digits}f}"
+
+
+def pvalue(value) -> str:
+    return "n/a" if _missing(value) else f"{float(value):.2e}"
+
+
+def percent(value, digits: int = 2) -> str:
+    return "–" if _missing(value) else f"{float(value):+.{digits}f}%"
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return [
+        {key: (None if _missing(value) else value) for key, value in row.items()} for row in frame.to_dict("records")
+    ]
+
+
+def _table1_blocks(table1: pd.DataFrame, tests: pd.DataFrame) -> list[dict]:
+    blocks = []
+    for dataset in table_module.TABLE1_DATASETS:
+        rows = table1[table1["dataset"] == dataset]
+        columns = []
+        for name in dict.fromkeys(rows["column"]):
+            cells = rows[rows["column"] == name].set_index("metric").reindex(table_module.METRICS)
+            first = cells.iloc[0]
+            columns.append(
+                {
+                    "column": name,
+                    "source": first["source"],
+                    "status": first["status"],
+                    "cell": first["cell"],
+                    "metrics": _records(cells.reset_index()),
+                }
+            )
+        blocks.append({"dataset": dataset, "columns": columns, "tests": _records(tests[tests["dataset"] == dataset])})
+    return blocks
+
+
+def _provenance(runs: pd.DataFrame) -> list[dict]:
+    cells = []
+    for cell, group in runs.groupby("cell", sort=True):
+        first = group.iloc[0]
+        cells.append(
+            {
+                "cell": cell,
+                "dataset": first["dataset"],
+                "model": first["model"],
+                "variant": first["variant"],
+                "runs": _records(group.sort_values("seed")),
+            }
+        )
+    return cells
+
+
+def _summary(tables: dict[str, pd.DataFrame]) -> dict:
+    compared = []
+    for row in _records(tables["table1"]):
+        if row["status"] == "ok" and row.get("paper") is not None:
+            compared.append((f"Table 1 {row['dataset']} {row['column']} {row['metric']}", row))
+    for row in _records(tables["table10"]):
+        if row["status"] == "ok":
+            compared.append((f"Table 10 {row['dataset']} {row['variant']}", row))
+    for name in table_module.DOMAIN_TABLES:
+        for row in _records(tables[name]):
+            for model in ("iclrec", "elcrec"):
+                if row.get(f"{model}_mean") is not None:
+                    compared.append(
+                        (
+                            f"Table {name.removeprefix('table')} {row['dataset']} {model} {row['metric']}",
+                            {
+                                "flag": row.get(f"{model}_flag"),
+                                "cell": row[f"cell_{model}"],
+                                "relative_pct": row.get(f"{model}_relative_pct"),
+                            },
+                        )
+                    )
+    flagged = [
+        {"label": label, "cell": row["cell"], "relative_pct": row.get("relative_pct")}
+        for label, row in compared
+        if row.get("flag")
+    ]
+    missing = tables["missing"]
+    table6 = _records(tables["table6"])
+    other_data = [
+        row["dataset"] for row in table6 if row["status"] == "ok" and str(row["users"]) != str(row["paper_users"])
+    ]
+    return {
+        "other_data": other_data,
+        "compared": len(compared),
+        "within": len(compared) - len(flagged),
+        "flagged": flagged,
+        "runs": len(tables["runs"]),
+        "missing_runs": int((missing["status"] == "missing").sum()) if len(missing) else 0,
+        "pending_runs": int((missing["status"] == "pending").sum()) if len(missing) else 0,
+    }
+
+
+def _missing_by_table(missing: pd.DataFrame) -> dict[str, dict]:
+    grouped: dict[str, dict] = {}
+    for row in _records(missing):
+        entry = grouped.setdefault(row["table"], {"missing": [], "pending": set()})
+        if row["status"] == "missing":
+            entry["missing"].append(row["target"])
+        else:
+            entry["pending"].add(row["model"])
+    return {
+        table: {"missing": entry["missing"], "pending": sorted(entry["pending"])} for table, entry in grouped.items()
+    }
+
+
+def _data_uri(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def context(tables: dict[str, pd.DataFrame], figure_paths: dict[str, Path | None], out_dir: Path) -> dict:
+    absent = [name for name in table_module.TABLE_NAMES if name not in tables]
+    if absent:
+        raise ElcrecError(f"tables missing from the tables folder: {absent} (run `elcrec analyse` first)")
+    return {
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "summary": _summary(tables),
+        "table1": _table1_blocks(tables["table1"], tables["table1_tests"]),
+        "table10": _records(tables["table10"]),
+        "table8": _records(tables["table8"]),
+        "table9": _records(tables["table9"]),
+        "efficiency": _records(tables["efficiency"]),
+        "table6": _records(tables["table6"]),
+        "table7": _records(tables["table7"]),
+        "masking": _records(tables["masking"]),
+        "missing": _missing_by_table(tables["missing"]),
+        "provenance": _provenance(tables["runs"]),
+        "figures": {
+            name: {"uri": _data_uri(path), "file": path.relative_to(out_dir).as_posix() if path else None}
+            for name, path in figure_paths.items()
+        },
+    }
+
+
+def environment(templates: Path = TEMPLATES) -> jinja2.Environment:
+    if not templates.is_dir():
+        raise ElcrecError(f"report templates not found: {templates}")
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=jinja2.select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters |= {"num": number, "pval": pvalue, "pct": percent}
+    return env
+
+
+def render(tables_dir: str | Path, out_dir: str | Path, templates: Path = TEMPLATES) -> dict[str, Path]:
+    """Draws the figures and writes report.html and report.md into `out_dir`; returns their paths."""
+    out_dir = Path(out_dir)
+    tables = table_module.read(tables_dir)
+    figure_paths = figure_module.draw_all(tables, out_dir / "figures") if "table10" in tables else {}
+    values = context(tables, figure_paths, out_dir)
+    env = environment(templates)
+    values["stylesheet"] = (templates / "style.css").read_text(encoding="utf-8")
+    written = {}
+    for name in ("report.html", "report.md"):
+        write_text_atomic(out_dir / name, env.get_template(f"{name}.j2").render(**values))
+        written[name] = out_dir / name
+    return written

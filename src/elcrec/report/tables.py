@@ -1,0 +1,423 @@
+"""The paper's tables from run directories and dataset statistics -> results/tables/*.csv.
+
+Every number the report prints comes from one of these files, and every number cell carries a
+`cell` id that `runs.csv` resolves to its run directories (the report's provenance links).
+A table whose runs are absent still gets its rows, with `status` saying `missing` (configured
+model, no run yet: `missing.csv` names the target to build) or `pending` (model not
+implemented yet), so nothing silently disappears.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from elcrec import ElcrecError, stats
+from elcrec.report import datasets, evidence
+
+METRICS = ["HR@5", "HR@20", "NDCG@5", "NDCG@20"]
+TABLE1_DATASETS = ["sports", "beauty", "toys", "yelp"]
+ABLATION_VARIANTS = ["B", "B+ICL", "B+ELCM", "ELCRec"]
+DOMAIN_TABLES = {"table8": "ml-1m", "table9": "mind-small"}
+EFFICIENCY_COLUMNS = ["S3-Rec", "ICLRec", "ELCRec"]
+# the files `build` writes (results/tables/{name}.csv), in the order the report reads them
+TABLE_NAMES = [
+    "runs",
+    "table1",
+    "table1_tests",
+    "table10",
+    "table8",
+    "table9",
+    "efficiency",
+    "table6",
+    "table7",
+    "convergence",
+    "sensitivity",
+    "masking",
+    "missing",
+]
+# one row of table1_tests.csv: best vs runner-up of one dataset and metric
+TEST_COLUMNS = [
+    "dataset",
+    "metric",
+    "paper_improvement",
+    "paper_p_value",
+    "status",
+    "best",
+    "runner_up",
+    "best_cell",
+    "runner_up_cell",
+    "best_mean",
+    "runner_up_mean",
+    "improvement_pct",
+    "seeds_best",
+    "seeds_runner_up",
+    "student_p",
+    "welch_p",
+    "wilcoxon",
+    "paired_t",
+]
+RUN_TARGET = "results/runs/{dataset}/{model}/{variant}/seed{seed}/metrics.json"
+
+
+def cell_id(dataset: str, model: str, variant: str) -> str:
+    """Anchor of one (dataset, model, variant) cell in the report's provenance section."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", f"{dataset}--{model}--{variant}")
+
+
+def settings_hash(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _run_row(record: dict, run_dir: Path) -> dict:
+    dataset, model, variant = run_dir.parts[-4:-1]
+    other = record.get("test_other_masking") or {}
+    settings = record.get("settings", {})
+    return {
+        "dataset": dataset,
+        "model": model,
+        "variant": variant,
+        "seed": int(run_dir.name.removeprefix("seed") or 0),
+        "cell": cell_id(dataset, model, variant),
+        "run_dir": str(run_dir),
+        "settings_hash": settings_hash(settings),
+        "masking": settings.get("masking"),
+        "data_sha256": record.get("data_sha256"),
+        "code_version": record.get("code_version"),
+        "device": record.get("device"),
+        "libraries": json.dumps(record.get("libraries", {}), sort_keys=True),
+        "epochs_run": record.get("epochs_run"),
+        "best_epoch": record.get("best_epoch"),
+        "training_seconds": record.get("training_seconds"),
+        "seconds_per_epoch": record.get("seconds_per_epoch"),
+        "peak_memory_mb": (record.get("peak_memory_bytes") or 0) / 2**20,
+        "peak_memory_kind": record.get("peak_memory_kind"),
+        "other_masking": other.get("masking"),
+        **{f"other_{metric}": (other.get("metrics") or {}).get(metric) for metric in METRICS},
+        **{f"test_{metric}": record.get("test", {}).get(metric) for metric in METRICS},
+    }
+
+
+RUN_COLUMNS = list(_run_row({}, Path("dataset/model/variant/seed0")))
+
+
+def run_records(root: str | Path) -> pd.DataFrame:
+    """One row per finished run: identity, provenance and cost (what the report links to)."""
+    rows = []
+    for path in sorted(Path(root).glob("*/*/*/seed*/metrics.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise ElcrecError(f"{path}: not a run's metrics.json ({error})") from error
+        rows.append(_run_row(record, path.parent))
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def _column_source(paper: dict, name: str) -> str:
+    for source, names in paper.get("column_sources", {}).items():
+        if name in names:
+            return source
+    return "unknown"
+
+
+def _status(cells: pd.DataFrame, model: str, variant: str, registered: set[str]) -> str:
+    if model not in registered:
+        return "pending"
+    present = (cells["model"] == model) & (cells["variant"] == variant)
+    return "ok" if present.any() else "missing"
+
+
+CELL_NOTE = re.compile(r"Table 1 (\w+)/([^/\s]+)/([A-Z]+@\d+)")
+
+
+def cell_notes(paper: dict) -> dict[tuple[str, str, str], str]:
+    """The transcription's notes that name one Table 1 cell (typos, version differences)."""
+    notes = {}
+    for note in paper.get("notes", []):
+        for match in CELL_NOTE.finditer(note):
+            notes[match.groups()] = note
+    return notes
+
+
+def _published(value) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def table1(runs: pd.DataFrame, tidy: pd.DataFrame, paper: dict, registered: set[str], tolerance_pct: float):
+    """Table 1 cells (ours beside the paper's) and one significance row per dataset and metric."""
+    cells = stats.aggregate(tidy[tidy["split"] == "test"]) if len(tidy) else _empty_cells()
+    names = {tuple(run): name for name, run in paper["run_names"].items() if name in paper["table1_columns"]}
+    keep = [(m, v) in names for m, v in zip(cells["model"], cells["variant"], strict=True)]
+    in_table = cells[pd.Series(keep, index=cells.index, dtype=bool)]
+    ranked = stats.rank_cells(in_table) if len(in_table) else in_table.assign(rank=[], runner_up_mean=[])
+    rows, tests = [], []
+    notes = cell_notes(paper)
+    for dataset in TABLE1_DATASETS:
+        mine = ranked[ranked["dataset"] == dataset]
+        for name in paper["table1_columns"]:
+            model, variant = paper["run_names"][name]
+            for metric in METRICS:
+                published = _published(paper["table1"][dataset][name][metric])
+                row = {
+                    "dataset": dataset,
+                    "column": name,
+                    "model": model,
+                    "variant": variant,
+                    "metric": metric,
+                    "source": _column_source(paper, name),
+                    "paper": published,
+                    "cell": cell_id(dataset, model, variant),
+                    "note": notes.get((dataset, name, metric)),
+                }
+                match = mine[(mine["model"] == model) & (mine["variant"] == variant) & (mine["metric"] == metric)]
+                if len(match):
+                    cell = match.iloc[0]
+                    row |= _comparison(cell, published, tolerance_pct) | {"rank": int(cell["rank"]), "status": "ok"}
+                else:
+                    row |= {"status": _status(mine, model, variant, registered)}
+                rows.append(row)
+        for metric in METRICS:
+            tests.append(_best_vs_runner_up(mine[mine["metric"] == metric], runs, dataset, metric, names, paper))
+    table = pd.DataFrame(rows)
+    tests = pd.DataFrame(tests).reindex(columns=TEST_COLUMNS)
+    for test in ("wilcoxon", "paired_t"):
+        tests[f"{test}_holm"] = stats.holm([None if pd.isna(p) else p for p in tests[test]])
+    return table, tests
+
+
+def _empty_cells() -> pd.DataFrame:
+    return pd.DataFrame(columns=[*stats.CELL, "mean", "std", "seeds"])
+
+
+def _comparison(cell: pd.Series, published: float | None, tolerance_pct: float) -> dict:
+    row = {"mean": float(cell["mean"]), "std": float(cell["std"]), "seeds": int(cell["seeds"])}
+    return row | stats.compare_with_paper(row["mean"], row["std"], row["seeds"], published, tolerance_pct)
+
+
+def _seed_values(runs: pd.DataFrame, dataset: str, model: str, variant: str, metric: str) -> np.ndarray:
+    mask = (runs["dataset"] == dataset) & (runs["model"] == model) & (runs["variant"] == variant)
+    return runs.loc[mask, f"test_{metric}"].astype(float).to_numpy()
+
+
+def seed_averaged_user_metric(run_dirs: list[str], metric: str) -> np.ndarray:
+    """Per-user test metric averaged over the runs' seeds (from user_ranks.npz)."""
+    values = []
+    for run_dir in run_dirs:
+        with np.load(Path(run_dir) / "user_ranks.npz") as ranks:
+            values.append(stats.per_user_metric(ranks["test"], metric))
+    return np.mean(values, axis=0)
+
+
+def _best_vs_runner_up(group: pd.DataFrame, runs: pd.DataFrame, dataset: str, metric: str, names: dict, paper: dict):
+    row = {
+        "dataset": dataset,
+        "metric": metric,
+        "paper_improvement": paper["table1"][dataset]["_improvement"][metric],
+        "paper_p_value": str(paper["table1"][dataset]["_p_value"][metric]),
+    }
+    means = group.sort_values("mean", ascending=False)
+    if means["mean"].nunique() < 2:
+        return row | {"status": "fewer than two reproduced columns"}
+    best = means.iloc[0]
+    runner = means[means["mean"] < best["mean"]].iloc[0]
+    pair = [(best["model"], best["variant"]), (runner["model"], runner["variant"])]
+    first, second = (_seed_values(runs, dataset, m, v, metric) for m, v in pair)
+    dirs = [
+        runs.loc[(runs["dataset"] == dataset) & (runs["model"] == m) & (runs["variant"] == v), "run_dir"].tolist()
+        for m, v in pair
+    ]
+    paired = stats.paired_user_tests(*(seed_averaged_user_metric(d, metric) for d in dirs))
+    return row | {
+        "status": "ok",
+        "best": names[pair[0]],
+        "runner_up": names[pair[1]],
+        "best_cell": cell_id(dataset, *pair[0]),
+        "runner_up_cell": cell_id(dataset, *pair[1]),
+        "best_mean": float(best["mean"]),
+        "runner_up_mean": float(runner["mean"]),
+        "improvement_pct": 100.0 * (best["mean"] - runner["mean"]) / runner["mean"] if runner["mean"] else None,
+        "seeds_best": len(first),
+        "seeds_runner_up": len(second),
+        "student_p": stats.seed_test(first, second),
+        "welch_p": stats.seed_test(first, second, welch=True),
+        "wilcoxon": paired["wilcoxon"],
+        "paired_t": paired["paired_t"],
+    }
+
+
+def ablation(runs: pd.DataFrame, paper: dict, tolerance_pct: float = 5.0) -> pd.DataFrame:
+    """Table 10: per run the sum HR@5 + HR@20 + NDCG@5 + NDCG@20, then mean and std over seeds."""
+    rows = []
+    for dataset in TABLE1_DATASETS:
+        for variant in ABLATION_VARIANTS:
+            mine = runs[(runs["dataset"] == dataset) & (runs["model"] == "elcrec") & (runs["variant"] == variant)]
+            sums = mine[[f"test_{metric}" for metric in METRICS]].astype(float).sum(axis=1)
+            row = {
+                "dataset": dataset,
+                "variant": variant,
+                "paper": paper["table10_ablation"][dataset][variant],
+                "cell": cell_id(dataset, "elcrec", variant),
+                "status": "ok" if len(sums) else "missing",
+            }
+            if len(sums):
+                row |= {
+                    "mean": float(sums.mean()),
+                    "std": float(sums.std(ddof=1)) if len(sums) > 1 else float("nan"),
+                    "seeds": len(sums),
+                }
+                row |= stats.compare_with_paper(row["mean"], row["std"], row["seeds"], row["paper"], tolerance_pct)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def domains(runs: pd.DataFrame, paper: dict, table: str, tolerance_pct: float = 5.0) -> pd.DataFrame:
+    """Tables 8 and 9: ICLRec vs ELCRec on ML-1M / MIND-small, our improvement and seed t-test."""
+    dataset, published = DOMAIN_TABLES[table], paper[f"{table}_{'ml1m' if table == 'table8' else 'mind_small'}"]
+    rows = []
+    for metric in METRICS:
+        row = {
+            "dataset": dataset,
+            "metric": metric,
+            "paper_iclrec": published["ICLRec"][metric],
+            "paper_elcrec": published["ELCRec"][metric],
+            "paper_improvement": published["improvement"][metric],
+            "paper_p_value": str(published["p_value"][metric]),
+        }
+        values = {}
+        for name in ("ICLRec", "ELCRec"):
+            model, variant = paper["run_names"][name]
+            values[name] = _seed_values(runs, dataset, model, variant, metric)
+            row[f"cell_{name.lower()}"] = cell_id(dataset, model, variant)
+            if len(values[name]):
+                row[f"{name.lower()}_mean"] = float(values[name].mean())
+                row[f"{name.lower()}_std"] = float(values[name].std(ddof=1)) if len(values[name]) > 1 else float("nan")
+                row[f"{name.lower()}_seeds"] = len(values[name])
+                compared = stats.compare_with_paper(
+                    row[f"{name.lower()}_mean"],
+                    row[f"{name.lower()}_std"],
+                    len(values[name]),
+                    row[f"paper_{name.lower()}"],
+                    tolerance_pct,
+                )
+                row[f"{name.lower()}_flag"] = compared["flag"]
+                row[f"{name.lower()}_relative_pct"] = compared["relative_pct"]
+        if len(values["ICLRec"]) and len(values["ELCRec"]):
+            base = values["ICLRec"].mean()
+            row["improvement_pct"] = 100.0 * (values["ELCRec"].mean() - base) / base if base else None
+            row["student_p"] = stats.seed_test(values["ELCRec"], values["ICLRec"])
+            row["status"] = "ok"
+        else:
+            row["status"] = "missing"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def efficiency(runs: pd.DataFrame, paper: dict) -> pd.DataFrame:
+    """Tables 2 and 11: training time and memory of S3-Rec, ICLRec and ELCRec, ours beside the paper's."""
+    published = paper["table2_efficiency"]
+    rows = []
+    for dataset in TABLE1_DATASETS:
+        for name in EFFICIENCY_COLUMNS:
+            model, variant = paper["run_names"][name]
+            mine = runs[(runs["dataset"] == dataset) & (runs["model"] == model) & (runs["variant"] == variant)]
+            row = {
+                "dataset": dataset,
+                "column": name,
+                "cell": cell_id(dataset, model, variant),
+                "paper_time_s": published["time_s"][name][dataset],
+                "paper_memory_mb": published["memory_mb"][name][dataset],
+                "status": "ok" if len(mine) else "missing",
+            }
+            if len(mine):
+                row |= {
+                    "training_seconds": float(mine["training_seconds"].mean()),
+                    "seconds_per_epoch": float(mine["seconds_per_epoch"].mean()),
+                    "epochs_run": float(mine["epochs_run"].mean()),
+                    "peak_memory_mb": float(mine["peak_memory_mb"].mean()),
+                    "memory_kind": mine["peak_memory_kind"].iloc[0],
+                    "device": mine["device"].iloc[0],
+                    "seeds": len(mine),
+                }
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def missing_runs(tables: dict[str, pd.DataFrame], seeds: list[int], registered: set[str]) -> pd.DataFrame:
+    """Which runs each table still lacks, with the Snakemake target that makes them."""
+    wanted = []
+    for row in tables["table1"].to_dict("records"):
+        wanted.append(("Table 1", row["dataset"], row["model"], row["variant"]))
+    for row in tables["table10"].to_dict("records"):
+        wanted.append(("Table 10", row["dataset"], "elcrec", row["variant"]))
+    for table, dataset in DOMAIN_TABLES.items():
+        for model, variant in (("iclrec", "default"), ("elcrec", "ELCRec")):
+            wanted.append((f"Table {table.removeprefix('table')}", dataset, model, variant))
+    runs = tables["runs"]
+    present = set(zip(runs["dataset"], runs["model"], runs["variant"], runs["seed"], strict=True))
+    rows = []
+    for table, dataset, model, variant in dict.fromkeys(wanted):
+        for seed in seeds:
+            if (dataset, model, variant, seed) in present:
+                continue
+            status = "missing" if model in registered else "pending"
+            target = RUN_TARGET.format(dataset=dataset, model=model, variant=variant, seed=seed)
+            rows.append(
+                {
+                    "table": table,
+                    "dataset": dataset,
+                    "model": model,
+                    "variant": variant,
+                    "seed": seed,
+                    "status": status,
+                    "target": target if status == "missing" else "",
+                }
+            )
+    return pd.DataFrame(rows, columns=["table", "dataset", "model", "variant", "seed", "status", "target"])
+
+
+def build(
+    runs_root: str | Path,
+    sequences_dir: str | Path,
+    paper: dict,
+    seeds: list[int],
+    registered: set[str],
+    tolerance_pct: float = 5.0,
+) -> dict[str, pd.DataFrame]:
+    runs = run_records(runs_root)
+    tidy = stats.collect_runs(runs_root)
+    tables = {"runs": runs}
+    tables["table1"], tables["table1_tests"] = table1(runs, tidy, paper, registered, tolerance_pct)
+    tables["table10"] = ablation(runs, paper, tolerance_pct)
+    for name in DOMAIN_TABLES:
+        tables[name] = domains(runs, paper, name, tolerance_pct)
+    tables["efficiency"] = efficiency(runs, paper)
+    tables["table6"], tables["table7"] = datasets.statistics(sequences_dir, paper)
+    tables["convergence"] = evidence.convergence(runs)
+    tables["sensitivity"] = evidence.sensitivity(runs)
+    tables["masking"] = evidence.masking(runs)
+    tables["missing"] = missing_runs(tables, seeds, registered)
+    return tables
+
+
+def write(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> None:
+    from elcrec.fileio import write_text_atomic
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        write_text_atomic(out_dir / f"{name}.csv", frame.to_csv(index=False))
+
+
+def read(tables_dir: str | Path) -> dict[str, pd.DataFrame]:
+    tables = {}
+    for path in sorted(Path(tables_dir).glob("*.csv")):
+        try:
+            tables[path.stem] = pd.read_csv(path)
+        except pd.errors.EmptyDataError:
+            tables[path.stem] = pd.DataFrame()
+    return tables

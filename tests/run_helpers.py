@@ -1,0 +1,53 @@
+"""Fake run directories in the run format (metrics.json, history.csv, user_ranks.npz) for the
+analysis and report tests: the numbers are chosen, so the tables can be checked by hand."""
+
+import json
+
+import numpy as np
+
+METRICS = ["HR@5", "HR@20", "NDCG@5", "NDCG@20"]
+
+
+def ranks_for(hr5: float, n_users: int = 100, seed: int = 0) -> np.ndarray:
+    """0-based target ranks with a fraction `hr5` of users inside the top 5."""
+    generator = np.random.default_rng(seed)
+    hits = int(round(hr5 * n_users))
+    ranks = np.concatenate([generator.integers(0, 5, hits), generator.integers(5, 40, n_users - hits)])
+    return generator.permutation(ranks)
+
+
+def write_run(root, dataset, model, variant, seed, hr5, settings=None, epochs=3, other_masking=True):
+    run_dir = root / dataset / model / variant / f"seed{seed}"
+    run_dir.mkdir(parents=True)
+    ranks = ranks_for(hr5, seed=seed)
+    test = {
+        "HR@5": float(np.mean(ranks < 5)),
+        "HR@20": float(np.mean(ranks < 20)),
+        "NDCG@5": float(np.mean(np.where(ranks < 5, 1 / np.log2(ranks + 2), 0))),
+        "NDCG@20": float(np.mean(np.where(ranks < 20, 1 / np.log2(ranks + 2), 0))),
+    }
+    record = {
+        "test": test,
+        "valid": test,
+        "settings": {"masking": "zero", "alpha": 10, "clusters": 256, **(settings or {})},
+        "best_epoch": epochs - 1,
+        "epochs_run": epochs,
+        "training_seconds": 10.0 * epochs,
+        "seconds_per_epoch": 10.0,
+        "peak_memory_bytes": 512 * 2**20,
+        "peak_memory_kind": "cpu peak rss",
+        "data_sha256": "ab" * 32,
+        "code_version": "v0-test",
+        "device": "cpu (test)",
+        "libraries": {"torch": "2.13.0"},
+    }
+    if other_masking:
+        record["test_other_masking"] = {"masking": "exclude", "metrics": {k: v + 0.01 for k, v in test.items()}}
+    (run_dir / "metrics.json").write_text(json.dumps(record))
+    lines = ["epoch,loss_next_item,loss_total,valid_HR@5,train_seconds,valid_seconds"]
+    lines += [
+        f"{epoch},{1.0 - 0.1 * epoch},{1.0 - 0.1 * epoch},{hr5 * (epoch + 1) / epochs},1,1" for epoch in range(epochs)
+    ]
+    (run_dir / "history.csv").write_text("\n".join(lines) + "\n")
+    np.savez(run_dir / "user_ranks.npz", test=ranks, valid=ranks, users=np.arange(len(ranks)))
+    return run_dir

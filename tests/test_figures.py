@@ -1,0 +1,41 @@
+"""report/figures.py: PNGs from the tables; None (not an empty plot) when a table has no rows."""
+
+import pandas as pd
+
+from elcrec.report import figures
+
+
+def is_png(path):
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_figures_are_drawn_from_table_rows(tmp_path):
+    table10 = pd.DataFrame(
+        [
+            {"dataset": "beauty", "variant": v, "paper": 0.24, "mean": 0.2 + i / 100, "std": 0.01, "status": "ok"}
+            for i, v in enumerate(["B", "B+ICL", "B+ELCM", "ELCRec"])
+        ]
+    )
+    sensitivity = pd.DataFrame(
+        [
+            {"dataset": "beauty", "parameter": p, "value": v, "seed": 1, "HR@5": 0.05}
+            for p in ("alpha", "k")
+            for v in (1, 8)
+        ]
+    )
+    convergence = pd.DataFrame(
+        [{"dataset": "beauty", "seed": 1, "epoch": e, "valid_HR@5": e / 10, "loss": 1 - e / 10} for e in range(3)]
+    )
+    paths = figures.draw_all(
+        {"table10": table10, "sensitivity": sensitivity, "convergence": convergence}, tmp_path / "figures"
+    )
+    assert all(path is not None and is_png(path) for path in paths.values())
+    assert not list((tmp_path / "figures").glob("*.tmp.png"))
+
+
+def test_no_rows_no_figure(tmp_path):
+    empty10 = pd.DataFrame([{"dataset": "beauty", "variant": "B", "paper": 0.24, "status": "missing"}])
+    assert figures.ablation_bars(empty10, tmp_path / "a.png") is None
+    assert figures.sensitivity_lines(pd.DataFrame(), tmp_path / "b.png") is None
+    assert figures.convergence_curves(pd.DataFrame(), tmp_path / "c.png") is None
+    assert not list(tmp_path.iterdir())

@@ -1,0 +1,112 @@
+"""report/render.py: the HTML and Markdown reports from tables (fake runs -> analyse -> render)."""
+
+from html.parser import HTMLParser
+
+import pytest
+from conftest import REPO
+from run_helpers import write_run
+
+from elcrec import ElcrecError
+from elcrec.report import render, tables
+from elcrec.stats import load_paper
+
+PAPER_SECTIONS = [f"table{n}" for n in range(1, 13)] + [f"figure{n}" for n in range(1, 7)]
+PAPER_SECTIONS += ["summary", "significance", "paper-vs-code", "missing", "provenance", "paper-source"]
+
+
+class ReportParser(HTMLParser):
+    """Collects ids, links, images and, per number cell, whether it holds a link."""
+
+    def __init__(self):
+        super().__init__()
+        self.ids, self.links, self.images, self.number_cells = set(), [], [], []
+        self._cell = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag == "a":
+            self.links.append(attrs.get("href", ""))
+            if self._cell is not None:
+                self._cell["linked"] = True
+        if tag == "img":
+            self.images.append(attrs.get("src", ""))
+        if tag == "td" and "num" in attrs.get("class", "").split():
+            self._cell = {"linked": False, "text": ""}
+            self.number_cells.append(self._cell)
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell["text"] += data
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    for seed, (elcrec, iclrec) in enumerate([(0.50, 0.30), (0.46, 0.34)], start=1):
+        for dataset in ("beauty", "ml-1m"):
+            write_run(root / "runs", dataset, "elcrec", "ELCRec", seed, elcrec)
+            write_run(root / "runs", dataset, "iclrec", "default", seed, iclrec)
+        write_run(root / "runs", "beauty", "elcrec", "B", seed, 0.2)
+    write_run(root / "runs", "beauty", "elcrec", "alpha-0.1", 1, 0.4, settings={"alpha": 0.1})
+    paper = load_paper(REPO / "config" / "paper.yaml")
+    built = tables.build(root / "runs", root / "sequences", paper, [1, 2], {"sasrec", "cl4srec", "iclrec", "elcrec"})
+    tables.write(built, root / "tables")
+    written = render.render(root / "tables", root / "report")
+    html = written["report.html"].read_text(encoding="utf-8")
+    parser = ReportParser()
+    parser.feed(html)
+    return {"html": html, "markdown": written["report.md"].read_text(encoding="utf-8"), "parser": parser, "root": root}
+
+
+def test_every_paper_table_and_figure_has_a_section(report):
+    missing = [section for section in PAPER_SECTIONS if section not in report["parser"].ids]
+    assert not missing
+
+
+def test_every_number_cell_links_to_its_provenance_and_every_link_resolves(report):
+    parser = report["parser"]
+    assert len(parser.number_cells) > 300
+    unlinked = [cell["text"] for cell in parser.number_cells if not cell["linked"]]
+    assert not unlinked
+    internal = {link[1:] for link in parser.links if link.startswith("#")}
+    assert internal - parser.ids == set()
+    assert "prov-beauty--elcrec--ELCRec" in parser.ids and "prov-ml-1m--iclrec--default" in parser.ids
+    assert all(link.startswith("#") for link in parser.links)  # self-contained: no external references
+
+
+def test_nothing_is_left_unrendered_and_images_are_embedded(report):
+    for text in (report["html"], report["markdown"]):
+        assert "{{" not in text and "{%" not in text and "{#" not in text
+    assert report["parser"].images and all(src.startswith("data:image/png;base64,") for src in report["parser"].images)
+    assert (report["root"] / "report" / "figures" / "figure1_ablation.png").exists()
+
+
+def test_numbers_and_flags_in_the_report(report):
+    html, markdown = report["html"], report["markdown"]
+    assert "0.4800" in html and "0.0529" in html  # ours (mean of 0.50, 0.46) beside the paper's
+    assert 'ELCRec</td><td class="label">ICLRec' in html.replace("\n", "")  # best vs runner-up on beauty
+    assert "Pending, not implemented yet" in html and "bprmf" in html
+    assert "results/runs/beauty/sasrec/default/seed1/metrics.json" in html  # how to make a missing run
+    assert "n/a" in html  # single-seed or absent comparisons are never given a number
+    assert "| beauty | HR@5 | ELCRec | ICLRec |" in markdown
+
+
+def test_render_needs_the_analysis_tables(tmp_path):
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "runs.csv").write_text("dataset\n")
+    with pytest.raises(ElcrecError, match="elcrec analyse"):
+        render.render(tmp_path / "tables", tmp_path / "report")
+    assert not (tmp_path / "report" / "report.html").exists()
+
+
+def test_number_formatting_never_invents_values():
+    assert render.number(None) == "–" and render.number(float("nan")) == "–"
+    assert render.number(0.12345) == "0.1235" and render.number(3.0, 0) == "3"
+    assert render.pvalue(None) == "n/a" and render.pvalue(0.000123) == "1.23e-04"
+    assert render.percent(12.345) == "+12.35%" and render.percent(float("nan")) == "–"

@@ -1,0 +1,148 @@
+"""report/tables.py: the paper's tables from run directories (fake runs with chosen numbers)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from conftest import REPO
+from run_helpers import write_run
+
+from elcrec.report import tables
+from elcrec.stats import load_paper, per_user_metric, seed_test
+
+REGISTERED = {"sasrec", "cl4srec", "iclrec", "elcrec"}
+
+
+@pytest.fixture(scope="module")
+def paper():
+    return load_paper(REPO / "config" / "paper.yaml")
+
+
+@pytest.fixture
+def built(tmp_path, paper):
+    runs = tmp_path / "runs"
+    for seed, (elcrec, iclrec) in enumerate([(0.50, 0.30), (0.46, 0.34)], start=1):
+        write_run(runs, "beauty", "elcrec", "ELCRec", seed, elcrec)
+        write_run(runs, "beauty", "iclrec", "default", seed, iclrec)
+        write_run(runs, "beauty", "elcrec", "B", seed, 0.2)
+    write_run(runs, "beauty", "elcrec", "alpha-0.1", 1, 0.4, settings={"alpha": 0.1})
+    write_run(runs, "beauty", "elcrec", "k-64", 1, 0.35, settings={"clusters": 64}, other_masking=False)
+    sequences = tmp_path / "sequences"
+    sequences.mkdir()
+    stats = {
+        "users": 120,
+        "items": 60,
+        "interactions": 1322,
+        "avg_length": 11.0,
+        "sparsity": 0.8,
+        "sequence_sha256": "x",
+    }
+    (sequences / "beauty.stats.json").write_text(json.dumps(stats))
+    (sequences / "ml-1m.stats.json").write_text(
+        json.dumps({"steps": {"raw": {"users": 10, "items": 5, "interactions": 40}}})
+    )
+    return runs, tables.build(runs, sequences, paper, [1, 2], REGISTERED)
+
+
+def test_table1_cells_ranks_sources_and_status(built):
+    _, result = built
+    table1 = result["table1"].set_index(["dataset", "column", "metric"])
+    assert len(table1) == 4 * 13 * 4 and set(result) == set(tables.TABLE_NAMES)
+    elcrec, iclrec = table1.loc[("beauty", "ELCRec", "HR@5")], table1.loc[("beauty", "ICLRec", "HR@5")]
+    assert (elcrec["rank"], iclrec["rank"]) == (1, 2) and elcrec["mean"] == pytest.approx(0.48)
+    assert elcrec["std"] == pytest.approx(math.sqrt(0.0008)) and elcrec["seeds"] == 2
+    assert (elcrec["source"], iclrec["source"], table1.loc[("beauty", "SASRec", "HR@5"), "source"]) == (
+        "proposed",
+        "rerun",
+        "quoted",
+    )
+    assert table1.loc[("beauty", "SASRec", "HR@5"), "status"] == "missing"  # registered, no run
+    assert table1.loc[("beauty", "BPR-MF", "HR@5"), "status"] == "pending"  # not implemented
+    assert elcrec["flag"] and elcrec["paper"] == pytest.approx(0.0529)  # fake numbers are far from the paper
+    assert "typo" in table1.loc[("sports", "Caser", "NDCG@20"), "note"]  # the transcription's note reaches the cell
+
+
+def test_significance_of_best_against_runner_up(built):
+    runs, result = built
+    tests = result["table1_tests"].set_index(["dataset", "metric"])
+    row = tests.loc[("beauty", "HR@5")]
+    assert (row["best"], row["runner_up"]) == ("ELCRec", "ICLRec")
+    assert row["improvement_pct"] == pytest.approx(100 * (0.48 - 0.32) / 0.32)
+    assert row["student_p"] == pytest.approx(seed_test([0.50, 0.46], [0.30, 0.34]))
+    # the paired test runs on the seed-averaged per-user values, Holm across the table's comparisons
+    per_user = [
+        np.mean(
+            [per_user_metric(np.load(runs / f"beauty/{m}/seed{s}/user_ranks.npz")["test"], "HR@5") for s in (1, 2)], 0
+        )
+        for m in ("elcrec/ELCRec", "iclrec/default")
+    ]
+    from scipy.stats import wilcoxon
+
+    assert row["wilcoxon"] == pytest.approx(wilcoxon(*per_user).pvalue)
+    present = tests["wilcoxon"].dropna()
+    assert row["wilcoxon_holm"] >= row["wilcoxon"] and row["wilcoxon_holm"] <= min(1, len(present) * row["wilcoxon"])
+    assert tests.loc[("sports", "HR@5"), "status"] == "fewer than two reproduced columns"
+    assert math.isnan(tests.loc[("sports", "HR@5"), "student_p"])
+
+
+def test_ablation_sums_domains_and_efficiency(built, paper):
+    runs, result = built
+    ablation = result["table10"].set_index(["dataset", "variant"])
+    metrics = [json.loads((runs / f"beauty/elcrec/B/seed{s}/metrics.json").read_text())["test"] for s in (1, 2)]
+    assert ablation.loc[("beauty", "B"), "mean"] == pytest.approx(np.mean([sum(m.values()) for m in metrics]))
+    assert ablation.loc[("beauty", "B+ICL"), "status"] == "missing"
+    assert ablation.loc[("beauty", "B"), "paper"] == paper["table10_ablation"]["beauty"]["B"]
+    assert set(result["table8"]["status"]) == {"missing"} and result["table9"]["dataset"].iloc[0] == "mind-small"
+    efficiency = result["efficiency"].set_index(["dataset", "column"])
+    assert efficiency.loc[("beauty", "ELCRec"), "seconds_per_epoch"] == 10.0
+    assert efficiency.loc[("beauty", "ELCRec"), "paper_time_s"] == 2922
+    assert efficiency.loc[("beauty", "S3-Rec"), "status"] == "missing"
+
+
+def test_missing_runs_name_their_targets(built):
+    _, result = built
+    missing = result["missing"]
+    sasrec = missing[(missing["model"] == "sasrec") & (missing["dataset"] == "beauty")]
+    assert sasrec["target"].tolist() == [f"results/runs/beauty/sasrec/default/seed{s}/metrics.json" for s in (1, 2)]
+    assert set(missing.loc[missing["model"] == "bprmf", "status"]) == {"pending"}
+    assert set(missing.loc[missing["model"] == "bprmf", "target"]) == {""}
+    assert not (
+        (missing["dataset"] == "beauty") & (missing["model"] == "elcrec") & (missing["variant"] == "ELCRec")
+    ).any()
+    assert {"Table 1", "Table 10", "Table 8", "Table 9"} == set(missing["table"])
+
+
+def test_provenance_rows_and_cell_ids(built):
+    _, result = built
+    runs = result["runs"]
+    assert len(runs) == 8 and set(runs["cell"]) >= {"beauty--elcrec--B_ICL"} - {"beauty--elcrec--B_ICL"}
+    assert tables.cell_id("beauty", "elcrec", "B+ICL") == "beauty--elcrec--B_ICL"
+    row = runs[(runs["variant"] == "ELCRec") & (runs["seed"] == 1)].iloc[0]
+    assert row["settings_hash"] == tables.settings_hash({"masking": "zero", "alpha": 10, "clusters": 256})
+    assert (row["code_version"], row["data_sha256"], row["peak_memory_mb"]) == ("v0-test", "ab" * 32, 512.0)
+
+
+def test_tables_round_trip_through_csv(built, tmp_path):
+    _, result = built
+    tables.write(result, tmp_path / "tables")
+    again = tables.read(tmp_path / "tables")
+    assert set(again) == set(tables.TABLE_NAMES)
+    assert again["table1"]["mean"].dropna().tolist() == pytest.approx(result["table1"]["mean"].dropna().tolist())
+
+
+def test_no_runs_at_all_still_gives_every_table(tmp_path, paper):
+    result = tables.build(tmp_path / "none", tmp_path / "none", paper, [1, 2, 3], REGISTERED)
+    assert set(result) == set(tables.TABLE_NAMES) and len(result["runs"]) == 0
+    assert set(result["table1"]["status"]) == {"missing", "pending"}
+    assert set(result["table6"]["status"]) == {"missing"}
+    assert len(result["missing"]) == len(result["missing"].drop_duplicates())
+
+
+def test_a_broken_metrics_file_is_named(tmp_path, paper):
+    run = write_run(tmp_path, "beauty", "elcrec", "ELCRec", 1, 0.5)
+    (run / "metrics.json").write_text("{not json")
+    from elcrec import ElcrecError
+
+    with pytest.raises(ElcrecError, match="metrics.json"):
+        tables.build(tmp_path, tmp_path, paper, [1], REGISTERED)

@@ -1,0 +1,22 @@
+# analysis: every run directory under results/runs -> the paper's tables in results/tables/*.csv
+# (seed aggregation, significance tests, paper comparison, missing runs); reads no model weights.
+
+
+rule analyse:
+    input:
+        runs=run_targets(),
+        stats=[f"resources/sequences/{name}.stats.json" for name in DATASETS],
+        paper=PAPER_FILE,
+    output:
+        [f"results/tables/{name}.csv" for name in TABLE_NAMES],
+    params:
+        elcrec=ELCREC,
+        seeds=" ".join(str(seed) for seed in config["seeds"]),
+        tolerance=config["report"]["tolerance_pct"],
+    log:
+        "logs/analyse.log",
+    conda:
+        "../../envs/elcrec.yaml"
+    shell:
+        "{params.elcrec} analyse --runs results/runs --sequences-dir resources/sequences --paper {input.paper:q}"
+        " --seeds {params.seeds} --tolerance {params.tolerance} --out results/tables 2> {log:q}"
