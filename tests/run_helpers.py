@@ -50,4 +50,17 @@ def write_run(root, dataset, model, variant, seed, hr5, settings=None, epochs=3,
     ]
     (run_dir / "history.csv").write_text("\n".join(lines) + "\n")
     np.savez(run_dir / "user_ranks.npz", test=ranks, valid=ranks, users=np.arange(len(ranks)))
+    if model == "elcrec":  # t-SNE snapshots: 40 users, 8 dims, two well-separated intents
+        generator = np.random.default_rng(seed)
+        intents = np.repeat([[0] * 20 + [1] * 20], 4, axis=0).astype(np.int32)
+        embeddings = generator.normal(size=(4, 40, 8)) + 5.0 * intents[..., None]
+        labels = ["epoch 0", "epoch 1", "epoch 2", f"best (epoch {epochs - 1})"]
+        np.savez(
+            run_dir / "embeddings.npz",
+            users=np.arange(40),
+            epochs=np.array([0, 1, 2, epochs - 1]),
+            labels=np.array(labels),
+            embeddings=embeddings.astype(np.float16),
+            intents=intents,
+        )
     return run_dir

@@ -29,6 +29,9 @@ def test_interface_conformance(name):
     assert trained == []  # every parameter takes part in the loss
     model.eval()
     assert model.score({"input": tiny_batch()["input"]}).shape == (4, VOCAB)
+    embeddings, intents = model.user_snapshot(tiny_batch()["input"])
+    assert embeddings.ndim == 2 and len(embeddings) == 4
+    assert intents is None or (intents.shape == (4,) and int(intents.max()) < settings_for(name).get("clusters", 0))
 
 
 def test_mean_pooled_users_is_eval_mode_and_restores_the_mode():

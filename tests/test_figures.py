@@ -26,9 +26,16 @@ def test_figures_are_drawn_from_table_rows(tmp_path):
     convergence = pd.DataFrame(
         [{"dataset": "beauty", "seed": 1, "epoch": e, "valid_HR@5": e / 10, "loss": 1 - e / 10} for e in range(3)]
     )
-    paths = figures.draw_all(
-        {"table10": table10, "sensitivity": sensitivity, "convergence": convergence}, tmp_path / "figures"
+    tsne = pd.DataFrame(
+        [
+            {"dataset": "beauty", "panel": p, "label": f"epoch {p}", "x": i, "y": -i, "intent": i % 3}
+            for p in (0, 1)
+            for i in range(9)
+        ]
     )
+    tables = {"table10": table10, "sensitivity": sensitivity, "convergence": convergence, "tsne": tsne}
+    paths = figures.draw_all(tables, tmp_path / "figures")
+    assert set(paths) == {"figure1", "figure2", "figure3", "figure6"}
     assert all(path is not None and is_png(path) for path in paths.values())
     assert not list((tmp_path / "figures").glob("*.tmp.png"))
 
@@ -38,4 +45,5 @@ def test_no_rows_no_figure(tmp_path):
     assert figures.ablation_bars(empty10, tmp_path / "a.png") is None
     assert figures.sensitivity_lines(pd.DataFrame(), tmp_path / "b.png") is None
     assert figures.convergence_curves(pd.DataFrame(), tmp_path / "c.png") is None
+    assert figures.tsne_panels(pd.DataFrame(), tmp_path / "d.png") is None
     assert not list(tmp_path.iterdir())

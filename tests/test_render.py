@@ -84,7 +84,9 @@ def test_nothing_is_left_unrendered_and_images_are_embedded(report):
     for text in (report["html"], report["markdown"]):
         assert "{{" not in text and "{%" not in text and "{#" not in text
     assert report["parser"].images and all(src.startswith("data:image/png;base64,") for src in report["parser"].images)
-    assert (report["root"] / "report" / "figures" / "figure1_ablation.png").exists()
+    for name in ("figure1_ablation", "figure2_sensitivity", "figure3_convergence", "figure6_tsne"):
+        assert (report["root"] / "report" / "figures" / f"{name}.png").exists()
+    assert len(report["parser"].images) == 4
 
 
 def test_numbers_and_flags_in_the_report(report):

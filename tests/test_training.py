@@ -33,6 +33,7 @@ def test_a_run_writes_the_run_directory(split, tmp_path):
         "user_ranks.npz",
         "model.pt",
         "train.log",
+        "embeddings.npz",
     }
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved == json.loads(json.dumps(record))
@@ -91,6 +92,18 @@ def test_resume_after_a_kill_ends_identically(split, tmp_path, monkeypatch):
     first = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)["state"]
     second = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)["state"]
     assert all(torch.equal(first[key], second[key]) for key in first)
+    # the t-SNE snapshots survive the kill too: epochs 0, 1, 2 and the best weights, identical
+    straight_snaps, resumed_snaps = (np.load(tmp_path / name / "embeddings.npz") for name in ("straight", "resumed"))
+    assert straight_snaps["labels"].tolist() == [
+        "epoch 0",
+        "epoch 1",
+        "epoch 2",
+        f"best (epoch {straight['best_epoch']})",
+    ]
+    for key in ("users", "epochs", "embeddings", "intents"):
+        assert np.array_equal(straight_snaps[key], resumed_snaps[key])
+    assert straight_snaps["embeddings"].dtype == np.float16 and straight_snaps["intents"].max() < 4  # 4 clusters
+    assert straight_snaps["intents"].min() >= 0 and len(straight_snaps["users"]) == min(512, split.n_users)
 
 
 def test_a_checkpoint_of_another_run_is_refused(split, tmp_path):

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from elcrec import ElcrecError
+from elcrec import ElcrecError, snapshots
 from elcrec.data.batches import ItemSets, training_batches
 from elcrec.data.sequences import Split
 from elcrec.evaluation import EvaluationResult, evaluate
@@ -105,6 +105,12 @@ class Trainer:
         self.history: list[dict] = []
         self.best = {"epoch": -1, "value": -math.inf, "metrics": {}, "state": None}
         self.bad_epochs = 0
+        self.snapshot_users = snapshots.sample_users(split.n_users)
+        self.snapshots: list[dict] = []
+
+    def take_snapshot(self, epoch: int, label: str) -> None:
+        inputs = self.split.train_input[torch.as_tensor(self.snapshot_users)]
+        self.snapshots.append({"epoch": epoch, "label": label, **snapshots.take(self.model, inputs, self.device)})
 
     # ----- one epoch -----
     def train_epoch(self) -> dict[str, float]:
@@ -181,6 +187,7 @@ class Trainer:
             "history": self.history,
             "best": self.best,
             "bad_epochs": self.bad_epochs,
+            "snapshots": self.snapshots,
         }
 
     def save_checkpoint(self, path: Path) -> None:
@@ -212,6 +219,7 @@ class Trainer:
             torch.cuda.set_rng_state_all([state.cpu() for state in saved["cuda_rng"]])
         self.epoch, self.history = saved["epoch"], saved["history"]
         self.best, self.bad_epochs = saved["best"], saved["bad_epochs"]
+        self.snapshots = saved.get("snapshots", [])  # checkpoints written before snapshots existed
 
     # ----- the protocol -----
     def fit(self, checkpoint: Path | None = None, log: Callable[[str], None] | None = None) -> None:
@@ -239,6 +247,8 @@ class Trainer:
                 self.bad_epochs = 0
             else:
                 self.bad_epochs += 1
+            if snapshots.is_snapshot_epoch(epoch):
+                self.take_snapshot(epoch, f"epoch {epoch}")
             self.epoch = epoch + 1
             if checkpoint is not None:
                 self.save_checkpoint(checkpoint)
@@ -294,6 +304,7 @@ def run(
         # evidence for the report's "Paper vs code" section: the same weights under the other masking
         other_masking = OTHER_MASKING[settings["masking"]]
         test_other = trainer.evaluate("test", masking=other_masking)
+        trainer.take_snapshot(trainer.best["epoch"], f"best (epoch {trainer.best['epoch']})")
     finally:
         log_file.close()
     train_seconds = sum(row["train_seconds"] + row["valid_seconds"] for row in trainer.history)
@@ -323,6 +334,7 @@ def run(
     }
     save_model_file(run_dir / MODEL_FILE, model_name, split.vocab_size, settings, trainer.best["state"])
     write_text_atomic(run_dir / "history.csv", history_csv(trainer.history))
+    snapshots.write(run_dir / "embeddings.npz", trainer.snapshot_users, trainer.snapshots)
     with atomic_path(run_dir / "user_ranks.npz") as temporary, open(temporary, "wb") as handle:
         np.savez_compressed(handle, test=test.ranks, valid=valid.ranks, users=np.arange(split.n_users))
     write_json_atomic(run_dir / "metrics.json", record)

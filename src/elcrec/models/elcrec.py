@@ -120,5 +120,11 @@ class ELCRec(RecommenderModel):
         losses["total"] = total
         return losses
 
+    def user_snapshot(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        embeddings = self.user_embeddings(self.backbone(inputs))
+        if not (self.uses_icl or self.uses_elcm):
+            return embeddings, None
+        return embeddings, nearest_centre(embeddings, functional.normalize(self.centres, dim=1))
+
     def score(self, batch: Batch) -> torch.Tensor:
         return self.backbone.item_scores(self.backbone.last_state(batch["input"]))

@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 METRICS = ["HR@5", "HR@20", "NDCG@5", "NDCG@20"]
@@ -64,7 +65,7 @@ def masking(runs: pd.DataFrame) -> pd.DataFrame:
     """Paper vs code: the same weights tested with history scores set to 0 and excluded (-inf)."""
     rows = []
     for run in runs.to_dict("records"):
-        if not run.get("other_masking"):
+        if pd.isna(run.get("other_masking")):
             continue
         for metric in METRICS:
             values = {run["masking"]: run[f"test_{metric}"], run["other_masking"]: run[f"other_{metric}"]}
@@ -85,3 +86,73 @@ def masking(runs: pd.DataFrame) -> pd.DataFrame:
         return frame
     grouped = frame.groupby(["dataset", "model", "variant", "cell", "metric"], sort=True)
     return grouped.agg(zero=("zero", "mean"), exclude=("exclude", "mean"), seeds=("seed", "count")).reset_index()
+
+
+def _affinities(points: np.ndarray, perplexity: float) -> np.ndarray:
+    """Symmetric input affinities P: per point a Gaussian whose width gives the target perplexity
+    (binary search on the precision), then (P + P^T) / 2n."""
+    squared = np.maximum(((points[:, None, :] - points[None, :, :]) ** 2).sum(-1), 0.0)
+    n, target = len(points), np.log(perplexity)
+    conditional = np.zeros((n, n))
+    for i in range(n):
+        distances = np.delete(squared[i], i)
+        low, high, precision = 0.0, np.inf, 1.0
+        for _ in range(64):
+            weights = np.exp(-(distances - distances.min()) * precision)
+            probabilities = weights / weights.sum()
+            entropy = -np.sum(probabilities * np.log(np.maximum(probabilities, 1e-300)))
+            if abs(entropy - target) < 1e-5:
+                break
+            if entropy > target:  # too flat: narrow the Gaussian
+                low, precision = precision, precision * 2 if high == np.inf else (precision + high) / 2
+            else:
+                high, precision = precision, (precision + low) / 2
+        conditional[i, np.arange(n) != i] = probabilities
+    return np.maximum((conditional + conditional.T) / (2 * n), 1e-12)
+
+
+def tsne_2d(points: np.ndarray, perplexity: float = 30.0, iterations: int = 750, seed: int = 0) -> np.ndarray:
+    """Exact t-SNE (van der Maaten and Hinton, 2008) into 2-D: O(n^2) per step, quick for the
+    few hundred users of a snapshot. Early exaggeration 12 for 250 steps, momentum 0.5 then 0.8,
+    per-coordinate gains; deterministic for a seed."""
+    n = len(points)
+    affinities = _affinities(np.asarray(points, dtype=np.float64), max(perplexity, 1.0))
+    layout = np.random.default_rng(seed).normal(0.0, 1e-4, (n, 2))
+    velocity, gains = np.zeros_like(layout), np.ones_like(layout)
+    rate = max(n / 12 / 4, 50.0)
+    for step in range(iterations):
+        exaggeration, momentum = (12.0, 0.5) if step < 250 else (1.0, 0.8)
+        norms = (layout**2).sum(1)
+        kernel = 1.0 / (1.0 + np.maximum(norms[:, None] + norms[None, :] - 2.0 * layout @ layout.T, 0.0))
+        np.fill_diagonal(kernel, 0.0)
+        similarities = np.maximum(kernel / kernel.sum(), 1e-12)
+        forces = (exaggeration * affinities - similarities) * kernel
+        gradient = 4.0 * (forces.sum(1)[:, None] * layout - forces @ layout)
+        same_sign = np.sign(gradient) == np.sign(velocity)
+        gains = np.maximum(np.where(same_sign, gains * 0.8, gains + 0.2), 0.01)
+        velocity = momentum * velocity - rate * gains * gradient
+        layout = layout + velocity
+        layout -= layout.mean(0)
+    return layout
+
+
+def tsne(runs: pd.DataFrame) -> pd.DataFrame:
+    """Figure 6: t-SNE of the sampled users' embeddings at the first, a middle and the best-weights
+    snapshot of each dataset's first ELCRec seed, with the intent each user is assigned to."""
+    columns = ["dataset", "seed", "panel", "label", "x", "y", "intent", "cell"]
+    rows = []
+    elcrec = runs[(runs["model"] == "elcrec") & (runs["variant"] == "ELCRec")].sort_values("seed")
+    for dataset, group in elcrec.groupby("dataset", sort=True):
+        found = [run for run in group.to_dict("records") if (Path(run["run_dir"]) / "embeddings.npz").exists()]
+        if not found:
+            continue
+        run = found[0]
+        with np.load(Path(run["run_dir"]) / "embeddings.npz") as saved:
+            labels, embeddings, intents = saved["labels"], saved["embeddings"], saved["intents"]
+        chosen = sorted({0, (len(labels) - 1) // 2, len(labels) - 1})
+        for panel, index in enumerate(chosen):
+            points = embeddings[index].astype(np.float64)
+            coordinates = tsne_2d(points, perplexity=min(30.0, (len(points) - 1) / 3))
+            for (x, y), intent in zip(coordinates, intents[index], strict=True):
+                rows.append((dataset, run["seed"], panel, str(labels[index]), x, y, int(intent), run["cell"]))
+    return pd.DataFrame(rows, columns=columns)

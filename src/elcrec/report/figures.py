@@ -93,9 +93,33 @@ def convergence_curves(convergence: pd.DataFrame, path: Path) -> Path | None:
     return _save(figure, path)
 
 
+def tsne_panels(tsne: pd.DataFrame, path: Path) -> Path | None:
+    """Figure 6: one row per dataset, one panel per snapshot, users coloured by assigned intent."""
+    if not len(tsne):
+        return None
+    datasets = [d for d in TABLE1_DATASETS if (tsne["dataset"] == d).any()]
+    datasets += sorted(set(tsne["dataset"]) - set(datasets))
+    panels = int(tsne["panel"].max()) + 1
+    figure, axes = plt.subplots(len(datasets), panels, figsize=(3.0 * panels, 3.0 * len(datasets)), squeeze=False)
+    for row, dataset in enumerate(datasets):
+        for panel in range(panels):
+            axis = axes[row][panel]
+            points = tsne[(tsne["dataset"] == dataset) & (tsne["panel"] == panel)]
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if not len(points):
+                axis.set_axis_off()
+                continue
+            axis.scatter(points["x"], points["y"], c=points["intent"] % 20, cmap="tab20", s=5, linewidths=0)
+            axis.set_title(f"{dataset}: {points['label'].iloc[0]}", fontsize=9)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
 def draw_all(tables: dict[str, pd.DataFrame], out_dir: Path) -> dict[str, Path | None]:
     return {
         "figure1": ablation_bars(tables["table10"], out_dir / "figure1_ablation.png"),
         "figure2": sensitivity_lines(tables["sensitivity"], out_dir / "figure2_sensitivity.png"),
         "figure3": convergence_curves(tables["convergence"], out_dir / "figure3_convergence.png"),
+        "figure6": tsne_panels(tables["tsne"], out_dir / "figure6_tsne.png"),
     }

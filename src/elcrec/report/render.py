@@ -70,6 +70,17 @@ def _table1_blocks(table1: pd.DataFrame, tests: pd.DataFrame) -> list[dict]:
     return blocks
 
 
+def _masking(masking: pd.DataFrame) -> list[dict]:
+    """One row per (dataset, model, variant) with both maskings of each metric."""
+    rows = []
+    for cell, group in masking.groupby("cell", sort=True):
+        first = group.iloc[0]
+        by_metric = {row["metric"]: row for row in _records(group)}
+        rows.append({"cell": cell, "dataset": first["dataset"], "model": first["model"], "variant": first["variant"],
+                     "metrics": [by_metric.get(metric, {}) for metric in table_module.METRICS]})
+    return rows
+
+
 def _provenance(runs: pd.DataFrame) -> list[dict]:
     cells = []
     for cell, group in runs.groupby("cell", sort=True):
@@ -162,7 +173,7 @@ def context(tables: dict[str, pd.DataFrame], figure_paths: dict[str, Path | None
         "efficiency": _records(tables["efficiency"]),
         "table6": _records(tables["table6"]),
         "table7": _records(tables["table7"]),
-        "masking": _records(tables["masking"]),
+        "masking": _masking(tables["masking"]),
         "missing": _missing_by_table(tables["missing"]),
         "provenance": _provenance(tables["runs"]),
         "figures": {

@@ -39,6 +39,7 @@ TABLE_NAMES = [
     "convergence",
     "sensitivity",
     "masking",
+    "tsne",
     "missing",
 ]
 # one row of table1_tests.csv: best vs runner-up of one dataset and metric
@@ -400,6 +401,7 @@ def build(
     tables["convergence"] = evidence.convergence(runs)
     tables["sensitivity"] = evidence.sensitivity(runs)
     tables["masking"] = evidence.masking(runs)
+    tables["tsne"] = evidence.tsne(runs)
     tables["missing"] = missing_runs(tables, seeds, registered)
     return tables
 

@@ -1,0 +1,58 @@
+"""report/evidence.py: curves, sensitivity points, masking evidence and the t-SNE maps."""
+
+import numpy as np
+import pytest
+from run_helpers import write_run
+
+from elcrec.report import evidence, tables
+
+
+@pytest.fixture
+def runs(tmp_path):
+    for seed in (1, 2):
+        write_run(tmp_path, "beauty", "elcrec", "ELCRec", seed, 0.5)
+    write_run(tmp_path, "beauty", "elcrec", "alpha-0.1", 1, 0.4, settings={"alpha": 0.1})
+    write_run(tmp_path, "beauty", "elcrec", "k-64", 1, 0.3, settings={"clusters": 64}, other_masking=False)
+    write_run(tmp_path, "beauty", "iclrec", "default", 1, 0.2)
+    return tables.run_records(tmp_path)
+
+
+def test_convergence_takes_every_epoch_of_the_elcrec_runs(runs):
+    curves = evidence.convergence(runs)
+    assert len(curves) == 2 * 3 and curves["loss"].tolist()[:3] == pytest.approx([1.0, 0.9, 0.8])
+
+
+def test_sensitivity_points_come_from_the_settings(runs):
+    points = evidence.sensitivity(runs)
+    alpha = points[points["parameter"] == "alpha"].groupby("value")["HR@5"].mean()
+    assert alpha.to_dict() == pytest.approx({0.1: 0.4, 10.0: 0.5})  # the sweep run and the paper setting
+    k = points[points["parameter"] == "k"]
+    assert sorted(set(k["value"])) == [64.0, 256.0] and "iclrec" not in set(points["cell"].str.split("--").str[1])
+
+
+def test_masking_evidence_pairs_both_modes(runs):
+    masking = evidence.masking(runs).set_index(["variant", "metric"])
+    row = masking.loc[("ELCRec", "HR@5")]
+    assert row["exclude"] == pytest.approx(row["zero"] + 0.01) and row["seeds"] == 2
+    assert ("k-64", "HR@5") not in masking.index  # that run recorded one masking only
+
+
+def test_tsne_of_the_first_seed_at_three_snapshots(runs):
+    tsne = evidence.tsne(runs)
+    assert set(tsne["dataset"]) == {"beauty"} and set(tsne["seed"]) == {1}  # first ELCRec seed only
+    assert tsne.groupby("panel")["label"].first().tolist() == ["epoch 0", "epoch 1", "best (epoch 2)"]
+    assert len(tsne) == 3 * 40 and set(tsne["intent"]) == {0, 1}
+    # two well-separated intents stay apart in the map: centroid distance exceeds the spread
+    last = tsne[tsne["panel"] == 2]
+    centres = last.groupby("intent")[["x", "y"]].mean()
+    spread = last.groupby("intent")[["x", "y"]].std().to_numpy().max()
+    assert np.linalg.norm(centres.iloc[0] - centres.iloc[1]) > 2 * spread
+
+
+def test_exact_tsne_is_deterministic_and_keeps_clusters_apart():
+    generator = np.random.default_rng(0)
+    points = np.concatenate([generator.normal(size=(30, 16)), generator.normal(size=(30, 16)) + 4.0])
+    first, again = evidence.tsne_2d(points, perplexity=10, iterations=400), evidence.tsne_2d(points, 10, 400)
+    assert first.shape == (60, 2) and np.array_equal(first, again)
+    gap = np.linalg.norm(first[:30].mean(0) - first[30:].mean(0))
+    assert gap > 2 * max(first[:30].std(0).max(), first[30:].std(0).max())
