@@ -76,8 +76,15 @@ def _masking(masking: pd.DataFrame) -> list[dict]:
     for cell, group in masking.groupby("cell", sort=True):
         first = group.iloc[0]
         by_metric = {row["metric"]: row for row in _records(group)}
-        rows.append({"cell": cell, "dataset": first["dataset"], "model": first["model"], "variant": first["variant"],
-                     "metrics": [by_metric.get(metric, {}) for metric in table_module.METRICS]})
+        rows.append(
+            {
+                "cell": cell,
+                "dataset": first["dataset"],
+                "model": first["model"],
+                "variant": first["variant"],
+                "metrics": [by_metric.get(metric, {}) for metric in table_module.METRICS],
+            }
+        )
     return rows
 
 
