@@ -1,9 +1,8 @@
 """report/datasets.py: Tables 6 and 7 from the sequences stage's stats files."""
 
-import json
-
 import pytest
 from conftest import REPO
+from run_helpers import write_stats
 
 from elcrec.report.datasets import statistics
 from elcrec.stats import load_paper
@@ -11,17 +10,7 @@ from elcrec.stats import load_paper
 
 def test_tables_6_and_7_beside_the_paper(tmp_path):
     paper = load_paper(REPO / "config" / "paper.yaml")
-    stats = {
-        "users": 120,
-        "items": 60,
-        "interactions": 1322,
-        "avg_length": 11.0,
-        "sparsity": 0.8,
-        "sequence_sha256": "x",
-    }
-    (tmp_path / "beauty.stats.json").write_text(json.dumps(stats))
-    raw = {"steps": {"raw": {"users": 10, "items": 5, "interactions": 40}}}
-    (tmp_path / "ml-1m.stats.json").write_text(json.dumps(raw))
+    write_stats(tmp_path)
     table6, table7 = statistics(tmp_path, paper)
     beauty = table6.set_index("dataset").loc["beauty"]
     assert (beauty["users"], beauty["actions"], beauty["sparsity_pct"], beauty["paper_users"]) == (

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 from conftest import REPO
-from run_helpers import write_run
+from run_helpers import write_run, write_stats
 
 from elcrec.report import tables
 from elcrec.stats import load_paper, per_user_metric, seed_test
@@ -28,20 +28,7 @@ def built(tmp_path, paper):
         write_run(runs, "beauty", "elcrec", "B", seed, 0.2)
     write_run(runs, "beauty", "elcrec", "alpha-0.1", 1, 0.4, settings={"alpha": 0.1})
     write_run(runs, "beauty", "elcrec", "k-64", 1, 0.35, settings={"clusters": 64}, other_masking=False)
-    sequences = tmp_path / "sequences"
-    sequences.mkdir()
-    stats = {
-        "users": 120,
-        "items": 60,
-        "interactions": 1322,
-        "avg_length": 11.0,
-        "sparsity": 0.8,
-        "sequence_sha256": "x",
-    }
-    (sequences / "beauty.stats.json").write_text(json.dumps(stats))
-    (sequences / "ml-1m.stats.json").write_text(
-        json.dumps({"steps": {"raw": {"users": 10, "items": 5, "interactions": 40}}})
-    )
+    sequences = write_stats(tmp_path / "sequences")
     return runs, tables.build(runs, sequences, paper, [1, 2], REGISTERED)
 
 

@@ -29,6 +29,14 @@ def _save(figure: plt.Figure, path: Path) -> Path:
     return path
 
 
+def _datasets_and_axes(frame: pd.DataFrame, rows: int) -> tuple[list[str], plt.Figure, np.ndarray]:
+    """The frame's datasets (the paper's order first) and a grid with one column per dataset."""
+    datasets = [d for d in TABLE1_DATASETS if (frame["dataset"] == d).any()]
+    datasets += sorted(set(frame["dataset"]) - set(datasets))
+    figure, axes = plt.subplots(rows, len(datasets), figsize=(3.2 * len(datasets), 2.6 * rows), squeeze=False)
+    return datasets, figure, axes
+
+
 def ablation_bars(table10: pd.DataFrame, path: Path) -> Path | None:
     """Figure 1: HR@5 + HR@20 + NDCG@5 + NDCG@20 per ablation variant, ours (mean +- std) and the paper's."""
     present = [
@@ -55,9 +63,7 @@ def sensitivity_lines(sensitivity: pd.DataFrame, path: Path) -> Path | None:
     """Figure 2: test HR@5 against alpha and against k (mean over seeds), one column per dataset."""
     if not len(sensitivity):
         return None
-    datasets = [d for d in TABLE1_DATASETS if (sensitivity["dataset"] == d).any()]
-    datasets += sorted(set(sensitivity["dataset"]) - set(datasets))
-    figure, axes = plt.subplots(2, len(datasets), figsize=(3.2 * len(datasets), 5.2), squeeze=False)
+    datasets, figure, axes = _datasets_and_axes(sensitivity, 2)
     for column, dataset in enumerate(datasets):
         for row, parameter in enumerate(("alpha", "k")):
             points = sensitivity[(sensitivity["dataset"] == dataset) & (sensitivity["parameter"] == parameter)]
@@ -77,9 +83,7 @@ def convergence_curves(convergence: pd.DataFrame, path: Path) -> Path | None:
     """Figure 3: validation HR@5 (top) and training loss (bottom) per epoch, one line per seed."""
     if not len(convergence):
         return None
-    datasets = [d for d in TABLE1_DATASETS if (convergence["dataset"] == d).any()]
-    datasets += sorted(set(convergence["dataset"]) - set(datasets))
-    figure, axes = plt.subplots(2, len(datasets), figsize=(3.2 * len(datasets), 5.2), squeeze=False)
+    datasets, figure, axes = _datasets_and_axes(convergence, 2)
     for column, dataset in enumerate(datasets):
         for seed, rows in convergence[convergence["dataset"] == dataset].groupby("seed"):
             axes[0][column].plot(rows["epoch"], rows["valid_HR@5"], label=f"seed {seed}")
