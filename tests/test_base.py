@@ -28,8 +28,8 @@ def test_interface_conformance(name):
     trained = [name for name, parameter in model.named_parameters() if parameter.grad is None]
     assert trained == []  # every parameter takes part in the loss
     model.eval()
-    assert model.score({"input": tiny_batch()["input"]}).shape == (4, VOCAB)
-    embeddings, intents = model.user_snapshot(tiny_batch()["input"])
+    assert model.score({"input": tiny_batch()["input"], "users": torch.arange(4)}).shape == (4, VOCAB)
+    embeddings, intents = model.user_snapshot({"input": tiny_batch()["input"], "users": torch.arange(4)})
     assert embeddings.ndim == 2 and len(embeddings) == 4
     assert intents is None or (intents.shape == (4,) and int(intents.max()) < settings_for(name).get("clusters", 0))
 

@@ -18,7 +18,7 @@ def test_metrics_from_ranks_by_hand():
 
 def scored(scores: list[list[float]]):
     table = torch.tensor(scores)
-    return lambda inputs: table[inputs[:, 0]].clone()
+    return lambda batch: table[batch["input"][:, 0]].clone()
 
 
 def history_of(sequences: list[list[int]]):
@@ -55,7 +55,7 @@ def test_exclude_masks_padding_and_mask_rows():
 def test_batching_does_not_change_ranks():
     generator = torch.Generator().manual_seed(0)
     table = torch.randn(7, 40, generator=generator)
-    scores_of = lambda inputs: table[inputs[:, 0]].clone()  # noqa: E731
+    scores_of = lambda batch: table[batch["input"][:, 0]].clone()  # noqa: E731
     sequences = [[(3 * u + k) % 37 + 1 for k in range(5)] for u in range(7)]
     history = history_of(sequences)
     inputs, targets = torch.arange(7)[:, None], torch.tensor([s[-1] for s in sequences])

@@ -33,7 +33,7 @@ def test_reference_checkpoint_reproduces_table_1_exactly():
     model.load_state_dict(backbone_state, strict=True)
     model.eval()
     result = evaluate(
-        lambda inputs: model.item_scores(model(inputs)[:, -1, :]),
+        lambda batch: model.item_scores(model(batch["input"])[:, -1, :]),
         split.test_input,
         split.test_target,
         split.test_history,

@@ -117,7 +117,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         "test": (split.test_input, split.test_target, split.test_history),
         "valid": (split.valid_input, split.valid_target, split.valid_history),
     }[args.split]
-    result = evaluate(lambda rows: model.score({"input": rows}), inputs, targets, history, args.masking, device=device)
+    result = evaluate(model.score, inputs, targets, history, args.masking, device=device)
     for name, value in result.metrics.items():
         print(f"{name} {value:.4f}")
     if args.json:

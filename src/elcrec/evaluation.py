@@ -63,7 +63,7 @@ def _history_slices(history: History) -> np.ndarray:
 
 @torch.no_grad()
 def evaluate(
-    scores_of: Callable[[torch.Tensor], torch.Tensor],
+    scores_of: Callable[[dict[str, torch.Tensor]], torch.Tensor],
     inputs: torch.Tensor,
     targets: torch.Tensor,
     history: History,
@@ -71,14 +71,16 @@ def evaluate(
     batch_size: int = 256,
     device: torch.device | str = "cpu",
 ) -> EvaluationResult:
-    """`scores_of(inputs) -> [b, vocab]`: a model's scores over every vocabulary row."""
+    """`scores_of({"input": rows, "users": user indices}) -> [b, vocab]`: a model's scores over every
+    vocabulary row (a model's `score`; the rows are users in file order, so users = row numbers)."""
     if masking not in MASKING_MODES:
         raise ValueError(f"masking must be one of {MASKING_MODES}, got {masking!r}")
     slices = _history_slices(history)
     ranks = np.empty(len(targets), dtype=np.int64)
     for start in range(0, len(targets), batch_size):
         stop = min(start + batch_size, len(targets))
-        scores = scores_of(inputs[start:stop].to(device)).float()
+        batch = {"input": inputs[start:stop].to(device), "users": torch.arange(start, stop, device=device)}
+        scores = scores_of(batch).float()
         rows = (history.rows[slices[start] : slices[stop]] - start).to(scores.device)
         items = history.items[slices[start] : slices[stop]].to(scores.device)
         batch_targets = targets[start:stop]

@@ -25,12 +25,14 @@ def is_snapshot_epoch(epoch: int) -> bool:
 
 
 @torch.no_grad()
-def take(model, inputs: torch.Tensor, device: torch.device, batch_size: int = 256) -> dict:
+def take(model, inputs: torch.Tensor, users: np.ndarray, device: torch.device, batch_size: int = 256) -> dict:
     was_training = model.training
     model.eval()
     embeddings, intents = [], []
     for start in range(0, len(inputs), batch_size):
-        vectors, assigned = model.user_snapshot(inputs[start : start + batch_size].to(device))
+        rows = slice(start, start + batch_size)
+        batch = {"input": inputs[rows].to(device), "users": torch.as_tensor(users[rows], device=device)}
+        vectors, assigned = model.user_snapshot(batch)
         embeddings.append(vectors.float().cpu())
         intents.append(assigned.cpu() if assigned is not None else torch.full((len(vectors),), -1))
     model.train(was_training)

@@ -110,7 +110,8 @@ class Trainer:
 
     def take_snapshot(self, epoch: int, label: str) -> None:
         inputs = self.split.train_input[torch.as_tensor(self.snapshot_users)]
-        self.snapshots.append({"epoch": epoch, "label": label, **snapshots.take(self.model, inputs, self.device)})
+        taken = snapshots.take(self.model, inputs, self.snapshot_users, self.device)
+        self.snapshots.append({"epoch": epoch, "label": label, **taken})
 
     # ----- one epoch -----
     def train_epoch(self) -> dict[str, float]:
@@ -161,7 +162,7 @@ class Trainer:
         }[which]
         # always in float32, also with `amp`: ranks must not depend on reduced-precision ties
         return evaluate(
-            lambda rows: self.model.score({"input": rows}),
+            self.model.score,
             inputs,
             targets,
             history,

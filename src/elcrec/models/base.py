@@ -45,10 +45,10 @@ class RecommenderModel(nn.Module):
     def on_epoch_start(self, context: EpochContext) -> None:
         """Called by the training loop before every epoch; nothing by default."""
 
-    def user_snapshot(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def user_snapshot(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
         """User embeddings (the mean over positions, as clustered) and each user's intent, or None
         for models without intents; called in eval mode for the t-SNE figure."""
-        return self.backbone(inputs).mean(dim=1), None
+        return self.backbone(batch["input"]).mean(dim=1), None
 
 
 def backbone_from(vocab_size: int, settings: dict) -> Backbone:

@@ -120,8 +120,8 @@ class ELCRec(RecommenderModel):
         losses["total"] = total
         return losses
 
-    def user_snapshot(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        embeddings = self.user_embeddings(self.backbone(inputs))
+    def user_snapshot(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        embeddings = self.user_embeddings(self.backbone(batch["input"]))
         if not (self.uses_icl or self.uses_elcm):
             return embeddings, None
         return embeddings, nearest_centre(embeddings, functional.normalize(self.centres, dim=1))

@@ -82,8 +82,8 @@ class ICLRec(RecommenderModel):
         total = next_item + self.settings["instance_weight"] * instance + self.settings["intent_weight"] * intent
         return {"next_item": next_item, "instance_cl": instance, "intent_cl": intent, "total": total}
 
-    def user_snapshot(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        embeddings = self.backbone(inputs).mean(dim=1)
+    def user_snapshot(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        embeddings = self.backbone(batch["input"]).mean(dim=1)
         return embeddings, nearest_centre(embeddings, self.centroids)  # the last E-step's centroids
 
     def score(self, batch: Batch) -> torch.Tensor:
