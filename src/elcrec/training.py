@@ -60,9 +60,12 @@ class NonFiniteLoss(ElcrecError):
     pass
 
 
-def save_model_file(path: str | Path, model_name: str, vocab_size: int, settings: dict, state: dict) -> None:
-    """The portable model file `elcrec evaluate` reads: name, vocabulary size, settings, weights."""
-    record = {"model": model_name, "vocab_size": vocab_size, "settings": settings, "state": state}
+def save_model_file(
+    path: str | Path, model_name: str, vocab_size: int, settings: dict, state: dict, n_users: int = 0
+) -> None:
+    """The portable model file `elcrec evaluate` reads: name, vocabulary size, settings, weights
+    (and the number of users, for models with user-id embeddings)."""
+    record = {"model": model_name, "vocab_size": vocab_size, "settings": settings, "state": state, "n_users": n_users}
     with atomic_path(path) as temporary:
         torch.save(record, temporary)
 
@@ -74,7 +77,7 @@ def load_model_file(path: str | Path, device: torch.device | str = "cpu") -> tup
     record = torch.load(path, map_location=device, weights_only=True)
     if not isinstance(record, dict) or not {"model", "vocab_size", "settings", "state"} <= set(record):
         raise ElcrecError(f"{path}: not an elcrec model file (expected model, vocab_size, settings, state)")
-    model = build(record["model"], record["vocab_size"], record["settings"])
+    model = build(record["model"], record["vocab_size"], record["settings"], record.get("n_users", 0))
     model.load_state_dict(record["state"])
     return model.to(device), record
 
@@ -89,13 +92,17 @@ class Trainer:
         self.device = resolve_device(settings["device"])
         torch.manual_seed(seed)
         self.generator = torch.Generator().manual_seed(seed)
-        self.model = build(model_name, split.vocab_size, settings).to(self.device)
-        self.optimizer = torch.optim.Adam(
-            self.model.parameters(),
-            lr=settings["lr"],
-            betas=tuple(settings["adam_betas"]),
-            weight_decay=settings["weight_decay"],
-        )
+        self.model = build(model_name, split.vocab_size, settings, split.n_users).to(self.device)
+        parameters = list(self.model.parameters())
+        # a model without parameters (`pop`) is fitted in on_epoch_start and takes no steps
+        self.optimizer = None
+        if parameters:
+            self.optimizer = torch.optim.Adam(
+                parameters,
+                lr=settings["lr"],
+                betas=tuple(settings["adam_betas"]),
+                weight_decay=settings["weight_decay"],
+            )
         self.item_sets = ItemSets(split.full_history, split.vocab_size)
         self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
         self.scaler = torch.amp.GradScaler(enabled=settings["amp"] and self.device.type == "cuda")
@@ -135,10 +142,11 @@ class Trainer:
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.settings["amp"]):
                 losses = self.model.loss(batch)
             self._check_finite(losses, steps)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(losses["total"]).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            if self.optimizer is not None:
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(losses["total"]).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
             for name, value in losses.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach())
             steps += 1
@@ -180,7 +188,7 @@ class Trainer:
             "seed": self.seed,
             "epoch": self.epoch,
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
             "scaler": self.scaler.state_dict(),
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
@@ -212,7 +220,8 @@ class Trainer:
                 "delete it to start this run afresh"
             )
         self.model.load_state_dict(saved["model"])
-        self.optimizer.load_state_dict(saved["optimizer"])
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(saved["optimizer"])
         self.scaler.load_state_dict(saved["scaler"])
         self.generator.set_state(saved["generator"])
         torch.set_rng_state(saved["torch_rng"].cpu())
@@ -333,7 +342,7 @@ def run(
         "libraries": library_versions(),
         "parameters": sum(parameter.numel() for parameter in trainer.model.parameters()),
     }
-    save_model_file(run_dir / MODEL_FILE, model_name, split.vocab_size, settings, trainer.best["state"])
+    save_model_file(run_dir / MODEL_FILE, model_name, split.vocab_size, settings, trainer.best["state"], split.n_users)
     write_text_atomic(run_dir / "history.csv", history_csv(trainer.history))
     snapshots.write(run_dir / "embeddings.npz", trainer.snapshot_users, trainer.snapshots)
     with atomic_path(run_dir / "user_ranks.npz") as temporary, open(temporary, "wb") as handle:

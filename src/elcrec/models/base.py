@@ -35,6 +35,7 @@ class RecommenderModel(nn.Module):
     name: ClassVar[str] = ""
     defaults: ClassVar[dict] = {}  # the model's own settings and their defaults
     needs_views: ClassVar[bool] = False
+    needs_users: ClassVar[bool] = False  # built with the number of users (user-id embeddings)
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         raise NotImplementedError

@@ -1,4 +1,4 @@
-"""Models by name: `register` on the class, `build(name, vocab_size, settings)` to make one."""
+"""Models by name: `register` on the class, `build(name, vocab_size, settings, n_users)` to make one."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def register(cls: type[RecommenderModel]) -> type[RecommenderModel]:
 
 
 def registered() -> list[str]:
-    from elcrec.models import cl4srec, elcrec, iclrec, sasrec  # noqa: F401  (registers the built-in models)
+    from elcrec.models import bprmf, cl4srec, elcrec, iclrec, pop, sasrec  # noqa: F401  (the built-in models)
 
     return sorted(MODELS)
 
@@ -27,5 +27,11 @@ def model_class(name: str) -> type[RecommenderModel]:
     return MODELS[name]
 
 
-def build(name: str, vocab_size: int, settings: dict) -> RecommenderModel:
-    return model_class(name)(vocab_size, settings)
+def build(name: str, vocab_size: int, settings: dict, n_users: int = 0) -> RecommenderModel:
+    """`n_users` reaches only models with `needs_users` (user-id embeddings: BPR-MF, Caser)."""
+    cls = model_class(name)
+    if not cls.needs_users:
+        return cls(vocab_size, settings)
+    if n_users < 1:
+        raise ElcrecError(f"model {name!r} embeds user ids and needs the number of users")
+    return cls(vocab_size, settings, n_users)
