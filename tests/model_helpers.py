@@ -29,4 +29,7 @@ def epoch_context(epoch: int = 0, seed: int = 1):
 
     generator = torch.Generator().manual_seed(seed)
     inputs = torch.randint(0, VOCAB - 1, (20, TINY["max_len"]), generator=generator)
-    return EpochContext(epoch=epoch, seed=seed, train_input=inputs, batch_size=7, device=torch.device("cpu"))
+    targets = torch.where(inputs > 0, torch.randint(1, VOCAB - 1, inputs.shape, generator=generator), 0)
+    return EpochContext(
+        epoch=epoch, seed=seed, train_input=inputs, train_target=targets, batch_size=7, device=torch.device("cpu")
+    )

@@ -6,11 +6,12 @@ from model_helpers import VOCAB, epoch_context, settings_for
 from elcrec.models.registry import build
 
 
-def test_scores_are_the_counts_in_the_training_inputs():
+def test_scores_are_the_counts_in_the_training_interactions():
     model = build("pop", VOCAB, settings_for("pop"))
     context = epoch_context()
     model.on_epoch_start(context)
-    items = context.train_input[context.train_input > 0]
+    items = torch.cat([context.train_input, context.train_target[:, -1:]], dim=1)  # s_1..s_{n-2}
+    items = items[items > 0]
     scores = model.score({"input": context.train_input[:3], "users": torch.arange(3)})
     assert scores.shape == (3, VOCAB) and torch.equal(scores[0], scores[2])
     assert scores[0].tolist() == torch.bincount(items, minlength=VOCAB).float().tolist()

@@ -48,11 +48,11 @@ def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
     assert job_counts(result.stdout) == {
         "download": 7,
         "sequences": 6,
-        "train": 108,
+        "train": 144,
         "analyse": 1,
         "report": 1,
         "all": 1,
-        "total": 124,
+        "total": 160,
     }
     assert "results/runs/beauty/elcrec/B+ICL/seed3/metrics.json" in result.stdout
 
@@ -96,12 +96,15 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
 
     runs = sorted(path.relative_to(tmp_path / "results/runs") for path in tmp_path.glob("results/runs/*/*/*/*"))
     variants = [
+        "bert4rec/default",
         "bprmf/default",
+        "caser/default",
         "cl4srec/default",
         "elcrec/B",
         "elcrec/B+ELCM",
         "elcrec/B+ICL",
         "elcrec/ELCRec",
+        "gru4rec/default",
         "iclrec/default",
         "pop/default",
         "sasrec/default",

@@ -123,7 +123,12 @@ class Trainer:
     # ----- one epoch -----
     def train_epoch(self) -> dict[str, float]:
         context = EpochContext(
-            self.epoch, self.seed, self.split.train_input, self.settings["eval_batch_size"], self.device
+            self.epoch,
+            self.seed,
+            self.split.train_input,
+            self.split.train_target,
+            self.settings["eval_batch_size"],
+            self.device,
         )
         self.model.on_epoch_start(context)
         self.model.train()

@@ -131,11 +131,15 @@ class Block(nn.Module):
 
 
 class Backbone(nn.Module):
-    """input ids [batch, max_len] (left-padded with 0) -> outputs [batch, max_len, hidden]."""
+    """input ids [batch, max_len] (left-padded with 0) -> outputs [batch, max_len, hidden].
 
-    def __init__(self, vocab_size: int, settings: BackboneSettings) -> None:
+    `causal=False` lets every position attend to every item (BERT4Rec's bidirectional encoder).
+    """
+
+    def __init__(self, vocab_size: int, settings: BackboneSettings, causal: bool = True) -> None:
         super().__init__()
         self.settings = settings
+        self.causal = causal
         self.item_embedding = nn.Embedding(vocab_size, settings.hidden_size, padding_idx=0)
         self.position_embedding = nn.Embedding(settings.max_len, settings.hidden_size)
         self.embedding_norm = nn.LayerNorm(settings.hidden_size, eps=LAYER_NORM_EPS)
@@ -154,11 +158,14 @@ class Backbone(nn.Module):
             module.bias.data.zero_()
 
     @staticmethod
-    def additive_mask(input_ids: torch.Tensor) -> torch.Tensor:
-        """[batch, 1, L, L]: 0 where query t may attend key s (s <= t and s is an item), else -10000."""
+    def additive_mask(input_ids: torch.Tensor, causal: bool = True) -> torch.Tensor:
+        """[batch, 1, L, L]: 0 where query t may attend key s (s is an item and, if causal, s <= t),
+        else -10000."""
         length = input_ids.shape[1]
-        causal = torch.ones(length, length, dtype=torch.bool, device=input_ids.device).tril()
-        allowed = causal[None, None, :, :] & (input_ids > 0)[:, None, None, :]
+        order = torch.ones(length, length, dtype=torch.bool, device=input_ids.device)
+        if causal:
+            order = order.tril()
+        allowed = order[None, None, :, :] & (input_ids > 0)[:, None, None, :]
         return (~allowed).to(torch.float32) * MASKED_LOGIT
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -177,7 +184,7 @@ class Backbone(nn.Module):
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
         states = self.item_embedding(input_ids) + self.position_embedding(positions)[None]
         states = self.embedding_dropout(self.embedding_norm(states))
-        mask = self.additive_mask(input_ids).to(states.dtype)
+        mask = self.additive_mask(input_ids, self.causal).to(states.dtype)
         for index, block in enumerate(self.blocks):
             states = block(states, mask, last_only and index == len(self.blocks) - 1)
         return states

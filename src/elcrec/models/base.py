@@ -27,6 +27,7 @@ class EpochContext:
     epoch: int
     seed: int
     train_input: torch.Tensor  # [users, max_len], on the CPU
+    train_target: torch.Tensor  # [users, max_len]: the next item of every input position
     batch_size: int
     device: torch.device
 
@@ -52,9 +53,15 @@ class RecommenderModel(nn.Module):
         return self.backbone(batch["input"]).mean(dim=1), None
 
 
-def backbone_from(vocab_size: int, settings: dict) -> Backbone:
+def training_items(batch: Batch) -> torch.Tensor:
+    """Each user's training interactions s_1..s_{n-2}, right-aligned: [b, max_len + 1] (the inputs
+    s_1..s_{n-3} and the last target; target t is input t + 1)."""
+    return torch.cat([batch["input"], batch["target"][:, -1:]], dim=1)
+
+
+def backbone_from(vocab_size: int, settings: dict, causal: bool = True) -> Backbone:
     fields = BackboneSettings.__dataclass_fields__
-    return Backbone(vocab_size, BackboneSettings(**{k: v for k, v in settings.items() if k in fields}))
+    return Backbone(vocab_size, BackboneSettings(**{k: v for k, v in settings.items() if k in fields}), causal)
 
 
 @torch.no_grad()

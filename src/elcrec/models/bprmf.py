@@ -1,7 +1,8 @@
 """BPR-MF (Rendle et al., 2009): user and item embeddings, the pairwise BPR loss with one sampled
-negative per positive; order is ignored. Trained on the training interactions s_1..s_{n-3} of
-each user: a batch of users contributes every one of their training items, each paired with a
-negative that is not in the user's sequence. Scores are u . E^T over every vocabulary row."""
+negative per positive; order is ignored. Trained on the training interactions s_1..s_{n-2} of
+each user (the items the sequential models learn from, inputs and targets; s_{n-1} and s_n are
+validation and test): a batch of users contributes every one of their training items, each paired
+with a negative that is not in the user's sequence. Scores are u . E^T over every vocabulary row."""
 
 from __future__ import annotations
 
@@ -13,6 +14,25 @@ from torch.nn import functional
 
 from elcrec.models.base import Batch, RecommenderModel
 from elcrec.models.registry import register
+
+
+def training_pairs(batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(batch row, positive, negative) for every training interaction s_1..s_{n-2} of the batch's users.
+
+    The targets s_2..s_{n-2} come with their own sampled negatives; s_1, the first input item, is
+    paired with the negative of the first position (a uniform draw outside the user's sequence too).
+    """
+    inputs, targets, negatives = batch["input"], batch["target"], batch["negative"]
+    is_target = targets > 0
+    rows = is_target.nonzero()[:, 0]
+    has_items = is_target.any(dim=1)
+    first = (inputs.shape[1] - is_target.sum(dim=1)).clamp(max=inputs.shape[1] - 1)[:, None]
+    first_rows = has_items.nonzero()[:, 0]
+    return (
+        torch.cat([rows, first_rows]),
+        torch.cat([targets[is_target], inputs.gather(1, first)[has_items, 0]]),
+        torch.cat([negatives[is_target], negatives.gather(1, first)[has_items, 0]]),
+    )
 
 
 @register
@@ -38,11 +58,10 @@ class BPRMF(RecommenderModel):
         self.l2 = settings["l2"]
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        positive_mask = batch["input"] > 0
-        rows = positive_mask.nonzero()[:, 0]
+        rows, positive_items, negative_items = training_pairs(batch)
         users = self.user_embedding(batch["users"][rows])
-        positives = self.item_embedding(batch["input"][positive_mask])
-        negatives = self.item_embedding(batch["negative"][positive_mask])
+        positives = self.item_embedding(positive_items)
+        negatives = self.item_embedding(negative_items)
         margin = (users * positives).sum(-1) - (users * negatives).sum(-1)
         bpr = -functional.logsigmoid(margin).mean()
         l2 = self.l2 * (users.pow(2).sum(-1) + positives.pow(2).sum(-1) + negatives.pow(2).sum(-1)).mean()

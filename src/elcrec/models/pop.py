@@ -1,5 +1,5 @@
-"""Most-popular: every user gets the same scores, the items' counts in the training inputs
-(s_1..s_{n-3} of every user). The floor any personalised model should clear by a margin."""
+"""Most-popular: every user gets the same scores, the items' counts in the training interactions
+(s_1..s_{n-2} of every user). The floor any personalised model should clear by a margin."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import torch
 
-from elcrec.models.base import Batch, EpochContext, RecommenderModel
+from elcrec.models.base import Batch, EpochContext, RecommenderModel, training_items
 from elcrec.models.registry import register
 
 
@@ -23,7 +23,8 @@ class Pop(RecommenderModel):
 
     def on_epoch_start(self, context: EpochContext) -> None:
         if context.epoch == 0:
-            items = context.train_input[context.train_input > 0]
+            items = training_items({"input": context.train_input, "target": context.train_target})
+            items = items[items > 0]
             counts = torch.bincount(items, minlength=len(self.counts)).to(self.counts)
             self.counts.copy_(counts)
 
