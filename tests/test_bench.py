@@ -1,6 +1,6 @@
 from conftest import FIXTURES
 
-from elcrec.bench import benchmark, cluster_scaling
+from elcrec.bench import benchmark
 from elcrec.settings import model_defaults
 
 
@@ -10,9 +10,3 @@ def test_benchmark_prints_and_returns_epoch_times(capsys):
     assert summary["epoch_seconds_with_validation"] > summary["train_seconds_per_epoch"] > 0
     printed = capsys.readouterr().out
     assert "epoch 1: train" in printed and "s/epoch with validation" in printed and "aten::" in printed
-
-
-def test_cluster_scaling_prints_one_line_per_size(capsys):
-    cluster_scaling(user_counts=(300, 3000), clusters=4, steps=2)
-    lines = [line for line in capsys.readouterr().out.splitlines() if "users:" in line]
-    assert len(lines) == 2 and "ELCRec cluster-loss step" in lines[0]

@@ -33,9 +33,23 @@ def test_figures_are_drawn_from_table_rows(tmp_path):
             for i in range(9)
         ]
     )
-    tables = {"table10": table10, "sensitivity": sensitivity, "convergence": convergence, "tsne": tsne}
+    scale = pd.DataFrame(
+        [
+            {
+                "method": m,
+                "users": u,
+                "seconds": 0.1,
+                "kmeans_seconds": 0.05,
+                "epoch_seconds": u / 100,
+                "peak_memory_mb": 0,
+            }
+            for m in ("elcrec_step", "iclrec_estep")
+            for u in (1000, 10000)
+        ]
+    )
+    tables = {"table10": table10, "sensitivity": sensitivity, "convergence": convergence, "tsne": tsne, "scale": scale}
     paths = figures.draw_all(tables, tmp_path / "figures")
-    assert set(paths) == {"figure1", "figure2", "figure3", "figure6"}
+    assert set(paths) == {"figure1", "figure2", "figure3", "figure6", "scale"}
     assert all(path is not None and is_png(path) for path in paths.values())
     assert not list((tmp_path / "figures").glob("*.tmp.png"))
 
@@ -46,4 +60,5 @@ def test_no_rows_no_figure(tmp_path):
     assert figures.sensitivity_lines(pd.DataFrame(), tmp_path / "b.png") is None
     assert figures.convergence_curves(pd.DataFrame(), tmp_path / "c.png") is None
     assert figures.tsne_panels(pd.DataFrame(), tmp_path / "d.png") is None
+    assert figures.scale_plot(None, tmp_path / "e.png") is None
     assert not list(tmp_path.iterdir())

@@ -11,7 +11,7 @@ from elcrec.report import render, tables
 from elcrec.stats import load_paper
 
 PAPER_SECTIONS = [f"table{n}" for n in range(1, 13)] + [f"figure{n}" for n in range(1, 7)]
-PAPER_SECTIONS += ["summary", "significance", "paper-vs-code", "missing", "provenance", "paper-source"]
+PAPER_SECTIONS += ["summary", "significance", "paper-vs-code", "missing", "provenance", "paper-source", "scale"]
 
 
 class ReportParser(HTMLParser):
@@ -57,6 +57,13 @@ def report(tmp_path_factory):
     paper = load_paper(REPO / "config" / "paper.yaml")
     built = tables.build(root / "runs", root / "sequences", paper, [1, 2], {"sasrec", "cl4srec", "iclrec", "elcrec"})
     tables.write(built, root / "tables")
+    scale_rows = ["method,users,seconds,encode_seconds,kmeans_seconds,epoch_seconds,peak_memory_mb,device"]
+    for users in (1000, 10000):
+        scale_rows.append(f"elcrec_step,{users},0.002,,,{0.002 * users / 256},0.5,cpu: test")
+        scale_rows.append(
+            f"iclrec_estep,{users},{users / 1000},{users / 2000},{users / 2000},{users / 1000},{users / 100},cpu: test"
+        )
+    (root / "tables" / "scale.csv").write_text("\n".join(scale_rows) + "\n")
     written = render.render(root / "tables", root / "report")
     html = written["report.html"].read_text(encoding="utf-8")
     parser = ReportParser()
@@ -84,9 +91,9 @@ def test_nothing_is_left_unrendered_and_images_are_embedded(report):
     for text in (report["html"], report["markdown"]):
         assert "{{" not in text and "{%" not in text and "{#" not in text
     assert report["parser"].images and all(src.startswith("data:image/png;base64,") for src in report["parser"].images)
-    for name in ("figure1_ablation", "figure2_sensitivity", "figure3_convergence", "figure6_tsne"):
+    for name in ("figure1_ablation", "figure2_sensitivity", "figure3_convergence", "figure6_tsne", "scale_study"):
         assert (report["root"] / "report" / "figures" / f"{name}.png").exists()
-    assert len(report["parser"].images) == 4
+    assert len(report["parser"].images) == 5
 
 
 def test_numbers_and_flags_in_the_report(report):
@@ -97,6 +104,9 @@ def test_numbers_and_flags_in_the_report(report):
     assert "results/runs/beauty/sasrec/default/seed1/metrics.json" in html  # how to make a missing run
     assert "n/a" in html  # single-seed or absent comparisons are never given a number
     assert "| beauty | HR@5 | ELCRec | ICLRec |" in markdown
+    # the scale study: one row per (method, users), its source named
+    assert "| iclrec_estep | 10000 | 10.0000 | 5.00 | 5.00 | 10.00 | 100.0 |" in markdown
+    assert "measured on cpu: test" in html and "![scale study](figures/scale_study.png)" in markdown
 
 
 def test_render_needs_the_analysis_tables(tmp_path):

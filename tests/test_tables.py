@@ -26,6 +26,7 @@ def built(tmp_path, paper):
         write_run(runs, "beauty", "elcrec", "ELCRec", seed, elcrec)
         write_run(runs, "beauty", "iclrec", "default", seed, iclrec)
         write_run(runs, "beauty", "elcrec", "B", seed, 0.2)
+    write_run(runs, "beauty", "elcrec", "cost", 1, 0.45, epochs=4)
     write_run(runs, "beauty", "elcrec", "alpha-0.1", 1, 0.4, settings={"alpha": 0.1})
     write_run(runs, "beauty", "elcrec", "k-64", 1, 0.35, settings={"clusters": 64}, other_masking=False)
     sequences = write_stats(tmp_path / "sequences")
@@ -83,6 +84,9 @@ def test_ablation_sums_domains_and_efficiency(built, paper):
     assert set(result["table8"]["status"]) == {"missing"} and result["table9"]["dataset"].iloc[0] == "mind-small"
     efficiency = result["efficiency"].set_index(["dataset", "column"])
     assert efficiency.loc[("beauty", "ELCRec"), "seconds_per_epoch"] == 10.0
+    assert efficiency.loc[("beauty", "ELCRec"), "training_seconds"] == 40.0  # the cost run, not the Table 1 runs
+    assert efficiency.loc[("beauty", "ELCRec"), "mean_memory_mb"] == 384.0
+    assert efficiency.loc[("beauty", "ICLRec"), "status"] == "missing"  # ICLRec has Table 1 runs but no cost run
     assert efficiency.loc[("beauty", "ELCRec"), "paper_time_s"] == 2922
     assert efficiency.loc[("beauty", "S3-Rec"), "status"] == "missing"
 
@@ -103,7 +107,7 @@ def test_missing_runs_name_their_targets(built):
 def test_provenance_rows_and_cell_ids(built):
     _, result = built
     runs = result["runs"]
-    assert len(runs) == 8 and set(runs["cell"]) >= {"beauty--elcrec--B_ICL"} - {"beauty--elcrec--B_ICL"}
+    assert len(runs) == 9 and {"beauty--elcrec--cost", "beauty--elcrec--alpha-0_1"} <= set(runs["cell"])
     assert tables.cell_id("beauty", "elcrec", "B+ICL") == "beauty--elcrec--B_ICL"
     row = runs[(runs["variant"] == "ELCRec") & (runs["seed"] == 1)].iloc[0]
     assert row["settings_hash"] == tables.settings_hash({"masking": "zero", "alpha": 10, "clusters": 256})

@@ -54,12 +54,14 @@ def test_a_run_writes_the_run_directory(split, tmp_path):
         assert key in saved
     assert saved["epochs_run"] == 3 and set(saved["test"]) >= {"HR@5", "NDCG@20", "MRR"}
     assert saved["peak_memory_bytes"] > 0 and saved["data_sha256"] == "abc"
+    assert 0 < saved["mean_memory_bytes"] <= saved["peak_memory_bytes"]  # Table 2's average memory
     # the same weights tested under the other history masking (evidence for the report)
     other = saved["test_other_masking"]
     assert other["masking"] == "exclude" and set(other["metrics"]) == set(saved["test"])
     assert all(0.0 <= value <= 1.0 for value in other["metrics"].values())
     history = (tmp_path / "history.csv").read_text().splitlines()
     assert history[0].startswith("epoch,loss_next_item,loss_total,valid_HR@5") and len(history) == 4
+    assert "memory_mb" in history[0].split(",")
     ranks = np.load(tmp_path / "user_ranks.npz")
     assert ranks["test"].shape == (split.n_users,)
     hr20 = float((ranks["test"] < 20).mean())

@@ -44,17 +44,21 @@ def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
     result = snakemake("-n", workdir=tmp_path)
     assert result.returncode == 0, result.stderr
     # 4 benchmark files + ml-1m.zip + the two MIND zips; one sequence file per dataset;
-    # 4 datasets x (sasrec, cl4srec, iclrec, 4 elcrec variants) x 3 seeds
+    # the experiment grid of config.yaml: Table 1 (9 implemented models) 108, the ablation 48
+    # (12 shared with Table 1), sensitivity 36 (4 shared), cost 8, domains 12: 196 distinct runs
     assert job_counts(result.stdout) == {
         "download": 7,
         "sequences": 6,
-        "train": 144,
+        "train": 196,
         "analyse": 1,
+        "scale": 1,
         "report": 1,
         "all": 1,
-        "total": 160,
+        "total": 213,
     }
     assert "results/runs/beauty/elcrec/B+ICL/seed3/metrics.json" in result.stdout
+    assert "experiment table1: 108 runs (12 shared with other experiments), 60 pending" in result.stderr
+    assert "196 distinct runs in all" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -65,7 +69,8 @@ def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
         ("datasets:\n  beauty: {route: paper, sorces: []}\n", "'sorces' was unexpected"),
         ("models:\n  sasrec: {variant: {}}\n", "'variant' was unexpected"),
         ("models:\n  elcrec: {datasets: {beauty: {alfa: 1}}}\n", "unknown setting(s) ['alfa']"),
-        ("train_on: [beuty]\n", "train_on: ['beuty'] are not among the configured datasets"),
+        ("experiments:\n  ablation: {datasets: [beuty]}\n", "experiments.ablation.datasets: ['beuty'] are not"),
+        ("experiments:\n  cost: {runs: [[elcrec, fast]]}\n", "experiments.cost: models.elcrec: no variant 'fast'"),
     ],
 )
 def test_config_errors_stop_before_any_job_and_name_the_key(tmp_path, override, expected):
@@ -109,7 +114,18 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
         "pop/default",
         "sasrec/default",
     ]
-    assert [str(path) for path in runs] == [f"beauty/{v}/seed{s}" for v in variants for s in (1, 2)]
+    extra = [  # one seed each: the sensitivity points, the cost runs, the domains
+        "beauty/elcrec/alpha-0.1/seed1",
+        "beauty/elcrec/cost/seed1",
+        "beauty/elcrec/k-2/seed1",
+        "beauty/iclrec/cost/seed1",
+        "mind-small/elcrec/ELCRec/seed1",
+        "mind-small/iclrec/default/seed1",
+        "ml-1m/elcrec/ELCRec/seed1",
+        "ml-1m/iclrec/default/seed1",
+    ]
+    expected = sorted([f"beauty/{v}/seed{s}" for v in variants for s in (1, 2)] + extra)
+    assert sorted(str(path) for path in runs) == expected
     for run in runs:
         metrics = json.loads((tmp_path / "results/runs" / run / "metrics.json").read_text())
         assert metrics["epochs_run"] <= 3 and metrics["settings"]["clusters" if "elcrec" in str(run) else "epochs"]
@@ -123,11 +139,29 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
         "shift",
     )
 
+    def settings(run):
+        return json.loads((tmp_path / "results/runs" / run / "metrics.json").read_text())["settings"]
+
+    assert (
+        settings("beauty/elcrec/alpha-0.1/seed1")["alpha"],
+        settings("beauty/elcrec/alpha-0.1/seed1")["clusters"],
+    ) == (
+        0.1,
+        4,
+    )
+    assert (
+        settings("beauty/elcrec/k-2/seed1")["clusters"] == 2
+        and settings("ml-1m/elcrec/ELCRec/seed1")["fusion"] == "concat"
+    )
+    cost = json.loads((tmp_path / "results/runs/beauty/iclrec/cost/seed1/metrics.json").read_text())
+    assert cost["epochs_run"] == 2 and cost["mean_memory_bytes"] > 0  # fixed epochs, Table 2's memory
     assert elcrec["test_other_masking"]["masking"] == "exclude"  # evidence for the report's Paper vs code
 
     html = (tmp_path / "results/report/report.html").read_text()
     assert "Not the paper's data" in html and "prov-beauty--elcrec--B_ICL" in html
     assert (tmp_path / "results/report/report.md").exists() and (tmp_path / "results/tables/table1.csv").exists()
+    scale = (tmp_path / "results/tables/scale.csv").read_text().splitlines()
+    assert len(scale) == 1 + 2 * 2 and 'id="scale"' in html and "iclrec_estep" in html  # 2 methods x 2 sizes
 
     again = snakemake("--cores", "2", "--configfile", str(REPO / "config" / "smoke.yaml"), workdir=tmp_path)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
@@ -139,7 +173,7 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
     smoke = ("--configfile", str(REPO / "config" / "smoke.yaml"))  # last: it takes every value after it
     rerender = snakemake("--cores", "1", "results/report/report.html", *smoke, workdir=tmp_path)
     assert rerender.returncode == 0, rerender.stderr[-3000:]
-    assert job_counts(rerender.stdout + rerender.stderr) == {"analyse": 1, "report": 1, "total": 2}
+    assert job_counts(rerender.stdout + rerender.stderr) == {"analyse": 1, "scale": 1, "report": 1, "total": 3}
     after = {path: path.stat().st_mtime_ns for path in (tmp_path / "results/runs").rglob("*") if path.is_file()}
     assert after == before and (tmp_path / "results/report/report.html").exists()
 

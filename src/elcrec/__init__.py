@@ -9,3 +9,7 @@ class ElcrecError(Exception):
     The command line prints its message alone, without a traceback, so the message must name
     the file, line or key, what was expected and what was found.
     """
+
+
+# where a run (dataset, model, variant, seed) lives: the one place the layout is spelled
+RUN_DIR = "results/runs/{dataset}/{model}/{variant}/seed{seed}"

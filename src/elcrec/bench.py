@@ -3,8 +3,7 @@
 Prints, per epoch, the training time and the validation time separately, so "with and without
 validation" can both be read off; epoch 0 also holds ELCRec's one-off k-means initialisation and
 ICLRec's k-means runs every epoch. `--profile` adds the operators that dominate a training step.
-`cluster_scaling` times one ELCRec cluster-loss step against the number of users (it should not
-grow) next to one ICLRec-style k-means E-step over all users (it grows linearly).
+(The cost of intent learning against the number of users is `elcrec scale`: src/elcrec/scale.py.)
 """
 
 from __future__ import annotations
@@ -13,13 +12,9 @@ import statistics
 import sys
 import time
 
-import torch
-
 from elcrec.data.batches import training_batches
 from elcrec.data.sequences import SequenceData
 from elcrec.memory import keep_freed_memory
-from elcrec.models.kmeans import kmeans
-from elcrec.models.losses import cluster_loss
 from elcrec.runinfo import device_description, peak_memory_bytes, reset_peak_memory
 from elcrec.training import Trainer
 
@@ -106,36 +101,3 @@ def _profile_steps(trainer: Trainer, steps: int = 10) -> None:
         + ", ".join(f"{name} {value / max(done, 1):.3f}" for name, value in timings.items())
     )
     _say(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
-
-
-def cluster_scaling(
-    user_counts: tuple[int, ...] = (10_000, 1_000_000),
-    clusters: int = 256,
-    hidden: int = 64,
-    batch_size: int = 256,
-    steps: int = 50,
-    seed: int = 1,
-) -> None:
-    """One ELCRec cluster-loss step (batch of b users, k centres) is O(b*k*d) whatever the number of
-    users; ICLRec's E-step clusters all of them every epoch."""
-    keep_freed_memory()
-    generator = torch.Generator().manual_seed(seed)
-    for users in user_counts:
-        embeddings = torch.nn.functional.normalize(torch.randn(users, hidden, generator=generator), dim=1)
-        centres = torch.nn.Parameter(torch.nn.functional.normalize(torch.randn(clusters, hidden, generator=generator)))
-        optimizer = torch.optim.Adam([centres], lr=1e-3)
-        started = time.perf_counter()
-        for _ in range(steps):
-            batch = embeddings[torch.randint(0, users, (batch_size,), generator=generator)]
-            loss = cluster_loss(batch, centres, alpha=1.0)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        step_ms = (time.perf_counter() - started) / steps * 1000
-        started = time.perf_counter()
-        kmeans(embeddings, clusters, seed, iterations=20, redo=1)
-        e_step = time.perf_counter() - started
-        _say(
-            f"{users:>9} users: ELCRec cluster-loss step {step_ms:.3f} ms (b={batch_size}, k={clusters}, d={hidden}); "
-            f"one ICLRec E-step (k-means, 20 iterations, 1 run) {e_step:.2f} s"
-        )

@@ -154,15 +154,20 @@ def _import_reference(args: argparse.Namespace) -> None:
 
 
 def _bench(args: argparse.Namespace) -> None:
-    from elcrec.bench import benchmark, cluster_scaling
+    from elcrec.bench import benchmark
 
-    if args.cluster_scaling:
-        cluster_scaling()
-        return
     if not (args.sequences and args.model):
-        raise ElcrecError("bench: --sequences and --model are required (or --cluster-scaling)")
+        raise ElcrecError("bench: --sequences and --model are required")
     settings = _full_settings(args.model, _settings_argument(args.settings))
     benchmark(args.sequences, args.model, settings, args.seed, args.epochs, args.profile)
+
+
+def _scale(args: argparse.Namespace) -> None:
+    from elcrec import scale
+
+    table = scale.run(args.users, args.out, clusters=args.clusters, threads=args.threads)
+    print(table.to_string(index=False), file=sys.stderr)
+    print(f"{args.out}: {len(table)} points", file=sys.stderr)
 
 
 def _analyse(args: argparse.Namespace) -> None:
@@ -245,8 +250,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=1)
     bench.add_argument("--epochs", type=int, default=2, help="epochs timed (each with and without validation)")
     bench.add_argument("--profile", action="store_true", help="print the operators that dominate a training step")
-    bench.add_argument("--cluster-scaling", action="store_true", help="time a cluster-loss step at 10^4 and 10^6 users")
     bench.set_defaults(handler=_bench)
+
+    scale = commands.add_parser("scale", help="the scale study: ELCRec cluster step vs ICLRec E-step against users")
+    scale.add_argument("--users", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    scale.add_argument("--clusters", type=int, default=256)
+    scale.add_argument("--threads", type=int, default=1, help="torch and faiss threads of each measurement")
+    scale.add_argument("--out", default="results/tables/scale.csv")
+    scale.set_defaults(handler=_scale)
 
     analyse = commands.add_parser("analyse", help="run directories -> the paper's tables (results/tables/*.csv)")
     analyse.add_argument("--runs", default="results/runs", help="root of the run directories")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import resource
 import subprocess
@@ -63,6 +64,18 @@ def device_description(device: torch.device) -> str:
 def reset_peak_memory(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+
+
+def current_memory_bytes(device: torch.device) -> int:
+    """GPU: the memory torch holds allocated now; CPU: the process's resident set size now (Linux
+    /proc; elsewhere the peak so far, the best the platform offers)."""
+    if device.type == "cuda":
+        return int(torch.cuda.memory_allocated(device))
+    try:
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return peak_memory_bytes(device)
 
 
 def peak_memory_bytes(device: torch.device) -> int:

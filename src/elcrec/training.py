@@ -32,7 +32,14 @@ from elcrec.evaluation import EvaluationResult, evaluate
 from elcrec.fileio import atomic_path, write_json_atomic, write_text_atomic
 from elcrec.models.base import EpochContext, RecommenderModel
 from elcrec.models.registry import build
-from elcrec.runinfo import code_version, device_description, library_versions, peak_memory_bytes, resolve_device
+from elcrec.runinfo import (
+    code_version,
+    current_memory_bytes,
+    device_description,
+    library_versions,
+    peak_memory_bytes,
+    resolve_device,
+)
 
 TRAINING_DEFAULTS = {
     "epochs": 300,
@@ -133,7 +140,7 @@ class Trainer:
         self.model.on_epoch_start(context)
         self.model.train()
         sums: dict[str, float] = {}
-        steps = 0
+        steps, memory = 0, 0
         batches = training_batches(
             self.split,
             self.item_sets,
@@ -154,8 +161,10 @@ class Trainer:
                 self.scaler.update()
             for name, value in losses.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach())
+            memory += current_memory_bytes(self.device)
             steps += 1
-        return {f"loss_{name}": total / max(steps, 1) for name, total in sums.items()}
+        means = {f"loss_{name}": total / max(steps, 1) for name, total in sums.items()}
+        return means | {"memory_mb": memory / max(steps, 1) / 2**20}  # mean over the epoch's steps
 
     def _check_finite(self, losses: dict[str, torch.Tensor], step: int) -> None:
         values = torch.stack([value.detach().float() for value in losses.values()])
@@ -253,7 +262,9 @@ class Trainer:
             trained = time.perf_counter()
             validation = self.evaluate("valid").metrics
             finished = time.perf_counter()
+            memory_mb = losses.pop("memory_mb")
             row = {"epoch": epoch, **losses, **{f"valid_{k}": v for k, v in validation.items()}}
+            row["memory_mb"] = memory_mb
             row |= {"train_seconds": trained - started, "valid_seconds": finished - trained}
             self.history.append(row)
             if validation[metric] > self.best["value"]:
@@ -277,6 +288,13 @@ class Trainer:
         if self.best["state"] is None:
             raise ElcrecError(f"{self.model_name}: no epoch was run (epochs = {self.settings['epochs']})")
         self.model.load_state_dict(self.best["state"])
+
+
+def _mean_memory_bytes(history: list[dict]) -> float | None:
+    """Mean of the epochs' mean memory (epochs hold equally many steps); None for runs whose
+    history predates the reading."""
+    readings = [row["memory_mb"] for row in history if row.get("memory_mb") is not None]
+    return sum(readings) / len(readings) * 2**20 if readings else None
 
 
 def _without_threads(settings: dict) -> dict:
@@ -340,6 +358,8 @@ def run(
         "wall_seconds_this_process": time.perf_counter() - started,
         "peak_memory_bytes": peak_memory_bytes(trainer.device),
         "peak_memory_kind": "cuda max allocated" if trainer.device.type == "cuda" else "cpu peak rss",
+        # Table 2's "average memory during training": the mean over every training step's reading
+        "mean_memory_bytes": _mean_memory_bytes(trainer.history),
         "settings": settings,
         "data_sha256": (provenance or {}).get("data_sha256"),
         "code_version": code_version(),

@@ -20,3 +20,23 @@ rule analyse:
     shell:
         "{params.elcrec} analyse --runs results/runs --sequences-dir resources/sequences --paper {input.paper:q}"
         " --seeds {params.seeds} --tolerance {params.tolerance} --out results/tables 2> {log:q}"
+
+
+# The scale study (beyond the paper): ELCRec's cluster step vs ICLRec's E-step against the number
+# of users, on synthetic data; it takes every core so that no other job disturbs its timings.
+rule scale:
+    output:
+        "results/tables/scale.csv",
+    params:
+        elcrec=ELCREC,
+        users=" ".join(str(users) for users in config["scale"]["users"]),
+        clusters=config["scale"]["clusters"],
+        threads=config["scale"]["threads"],
+    threads: workflow.cores
+    log:
+        "logs/scale.log",
+    conda:
+        "../../envs/elcrec.yaml"
+    shell:
+        "{params.elcrec} scale --users {params.users} --clusters {params.clusters} --threads {params.threads}"
+        " --out {output:q} 2> {log:q}"

@@ -14,9 +14,10 @@ from snakemake.utils import validate
 REPO = Path(workflow.basedir).resolve()
 sys.path.insert(0, str(REPO / "src"))
 
+from elcrec import RUN_DIR, ElcrecError  # noqa: E402
 from elcrec.data.registry import interaction_sources, load_registry, resolve_dataset, source_of  # noqa: E402
+from elcrec.experiments import RunKey, expand as expand_grid, summary as grid_summary  # noqa: E402
 from elcrec.report.tables import TABLE_NAMES  # noqa: E402
-from elcrec.settings import resolve as resolve_settings, variants_of  # noqa: E402
 
 validate(config, str(REPO / "config" / "schema.yaml"))
 REGISTRY = load_registry([REPO / path for path in config["registries"]])
@@ -26,18 +27,15 @@ DATASETS = list(config["datasets"])
 SPECS = {name: resolve_dataset(REGISTRY, name, config["datasets"][name], REPO) for name in DATASETS}
 MIRROR_DIR = str((REPO / config["mirror_dir"]).resolve()) if config["mirror_dir"] else None
 
-TRAIN_DATASETS = config["train_on"] if config["train_on"] is not None else DATASETS
-_untrainable = sorted(set(TRAIN_DATASETS) - set(DATASETS))
-if _untrainable:
-    raise WorkflowError(f"train_on: {_untrainable} are not among the configured datasets {DATASETS}")
-MODELS = list(config["models"])
-# Every run's settings are resolved (and checked) now, so a typo stops the workflow before any job.
-RUN_SETTINGS = {
-    (dataset, model, variant): resolve_settings(config, dataset, model, variant)
-    for dataset in TRAIN_DATASETS
-    for model in MODELS
-    for variant in variants_of(config, model)
-}
+# Every run of every experiment, its settings resolved (and checked) now, so a typo stops the
+# workflow before any job; runs shared between experiments are one key (one run directory).
+try:
+    GRID = expand_grid(config)
+except ElcrecError as error:
+    raise WorkflowError(str(error)) from None
+RUN_SETTINGS = {(key.dataset, key.model, key.variant): settings for key, settings in GRID.runs.items()}
+MODELS = sorted({key.model for key in GRID.runs})
+print(grid_summary(GRID), file=sys.stderr)
 # `device: auto` takes one unit of the `gpu` resource when this host has an NVIDIA driver, so
 # `--resources gpu=1` runs one GPU job at a time; CPU-only hosts run jobs side by side by cores.
 NVIDIA_HOST = shutil.which("nvidia-smi") is not None
@@ -87,14 +85,13 @@ def sequence_targets():
     return [f"resources/sequences/{name}.{kind}" for name in DATASETS for kind in ("txt", "stats.json")]
 
 
-RUN_DIR = "results/runs/{dataset}/{model}/{variant}/seed{seed}"
 RUN_METRICS = f"{RUN_DIR}/metrics.json"
 
 
 def run_settings(wildcards):
     key = (wildcards.dataset, wildcards.model, wildcards.variant)
     if key not in RUN_SETTINGS:
-        raise WorkflowError(f"no configured run {key}: check train_on, models and their variants")
+        raise WorkflowError(f"no run {key} in the experiment grid: check `experiments` and `models`")
     return RUN_SETTINGS[key]
 
 
@@ -103,6 +100,11 @@ def run_settings_json(wildcards):
 
 
 def run_threads(wildcards):
+    """The run's torch threads; a run of an `exclusive` experiment (cost) takes every core, so
+    no other job shares the machine while it is timed."""
+    key = RunKey(wildcards.dataset, wildcards.model, wildcards.variant, int(wildcards.seed))
+    if key in GRID.exclusive:
+        return workflow.cores
     return int(run_settings(wildcards).get("threads") or 1)
 
 
@@ -112,11 +114,7 @@ def run_gpus(wildcards):
 
 
 def run_targets():
-    return [
-        RUN_METRICS.format(dataset=dataset, model=model, variant=variant, seed=seed)
-        for (dataset, model, variant) in RUN_SETTINGS
-        for seed in config["seeds"]
-    ]
+    return [f"{key.run_dir}/metrics.json" for key in sorted(GRID.runs)]
 
 
 # the analysis stage's files and the report's inputs (absolute: the working directory may be elsewhere)

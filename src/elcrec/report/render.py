@@ -178,6 +178,7 @@ def context(tables: dict[str, pd.DataFrame], figure_paths: dict[str, Path | None
         "table8": _records(tables["table8"]),
         "table9": _records(tables["table9"]),
         "efficiency": _records(tables["efficiency"]),
+        "scale": _records(tables["scale"]) if "scale" in tables else [],
         "table6": _records(tables["table6"]),
         "table7": _records(tables["table7"]),
         "masking": _masking(tables["masking"]),

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from elcrec import ElcrecError, stats
+from elcrec import RUN_DIR, ElcrecError, stats
 from elcrec.report import datasets, evidence
 
 METRICS = ["HR@5", "HR@20", "NDCG@5", "NDCG@20"]
@@ -25,6 +25,7 @@ TABLE1_DATASETS = ["sports", "beauty", "toys", "yelp"]
 ABLATION_VARIANTS = ["B", "B+ICL", "B+ELCM", "ELCRec"]
 DOMAIN_TABLES = {"table8": "ml-1m", "table9": "mind-small"}
 EFFICIENCY_COLUMNS = ["S3-Rec", "ICLRec", "ELCRec"]
+COST_VARIANT = "cost"  # the cost experiment's runs: a fixed epoch count, trained alone (config `experiments.cost`)
 # the files `build` writes (results/tables/{name}.csv), in the order the report reads them
 TABLE_NAMES = [
     "runs",
@@ -63,7 +64,7 @@ TEST_COLUMNS = [
     "wilcoxon",
     "paired_t",
 ]
-RUN_TARGET = "results/runs/{dataset}/{model}/{variant}/seed{seed}/metrics.json"
+RUN_TARGET = f"{RUN_DIR}/metrics.json"
 
 
 def cell_id(dataset: str, model: str, variant: str) -> str:
@@ -97,6 +98,7 @@ def _run_row(record: dict, run_dir: Path) -> dict:
         "training_seconds": record.get("training_seconds"),
         "seconds_per_epoch": record.get("seconds_per_epoch"),
         "peak_memory_mb": (record.get("peak_memory_bytes") or 0) / 2**20,
+        "mean_memory_mb": (record.get("mean_memory_bytes") or float("nan")) / 2**20,
         "peak_memory_kind": record.get("peak_memory_kind"),
         "other_masking": other.get("masking"),
         **{f"other_{metric}": (other.get("metrics") or {}).get(metric) for metric in METRICS},
@@ -319,12 +321,13 @@ def domains(runs: pd.DataFrame, paper: dict, table: str, tolerance_pct: float = 
 
 
 def efficiency(runs: pd.DataFrame, paper: dict) -> pd.DataFrame:
-    """Tables 2 and 11: training time and memory of S3-Rec, ICLRec and ELCRec, ours beside the paper's."""
+    """Tables 2 and 11: training time and memory of S3-Rec, ICLRec and ELCRec (their `cost` runs:
+    the same fixed epoch count, each alone on the machine), ours beside the paper's."""
     published = paper["table2_efficiency"]
     rows = []
     for dataset in TABLE1_DATASETS:
         for name in EFFICIENCY_COLUMNS:
-            model, variant = paper["run_names"][name]
+            model, variant = paper["run_names"][name][0], COST_VARIANT
             mine = runs[(runs["dataset"] == dataset) & (runs["model"] == model) & (runs["variant"] == variant)]
             row = {
                 "dataset": dataset,
@@ -340,6 +343,7 @@ def efficiency(runs: pd.DataFrame, paper: dict) -> pd.DataFrame:
                     "seconds_per_epoch": float(mine["seconds_per_epoch"].mean()),
                     "epochs_run": float(mine["epochs_run"].mean()),
                     "peak_memory_mb": float(mine["peak_memory_mb"].mean()),
+                    "mean_memory_mb": float(mine["mean_memory_mb"].mean()),
                     "memory_kind": mine["peak_memory_kind"].iloc[0],
                     "device": mine["device"].iloc[0],
                     "seeds": len(mine),

@@ -1,0 +1,87 @@
+"""experiments.py: the grid of config.yaml (counts, shared runs, pending models, overrides) and
+run directories whose names alone give their settings."""
+
+import copy
+import re
+
+import pytest
+import yaml
+from conftest import REPO
+
+from elcrec import ElcrecError
+from elcrec.experiments import SWEEP_VARIANT, RunKey, expand, settings_of_run_dir, summary, sweep_value
+
+
+@pytest.fixture(scope="module")
+def config():
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def grid(config):
+    return expand(config)
+
+
+def test_counts_per_experiment(grid):
+    counts = {name: len(keys) for name, keys in grid.experiments.items()}
+    assert counts == {"table1": 108, "ablation": 48, "sensitivity": 36, "cost": 8, "domains": 12}
+    assert len(grid.runs) == 108 + 48 - 12 + 36 - 4 + 8 + 12
+    pending = {name: sorted({key.model for key in keys}) for name, keys in grid.pending.items() if keys}
+    assert pending == {"table1": ["dcrec", "dssrec", "iocrec", "maerec", "s3rec"], "cost": ["s3rec"]}
+    assert len(grid.pending["table1"]) == 5 * 4 * 3
+    assert "experiment table1: 108 runs (12 shared with other experiments), 60 pending" in summary(grid)
+
+
+def test_shared_runs_are_one_key(grid):
+    base = RunKey("beauty", "elcrec", "ELCRec", 1)
+    assert all(base in grid.experiments[name] for name in ("table1", "ablation", "sensitivity"))
+    # Beauty's paper values are alpha 10 and k 256: those sweep points are the base run itself
+    beauty = {key.variant for key in grid.experiments["sensitivity"] if key.dataset == "beauty"}
+    assert beauty == {"ELCRec", "alpha-0.01", "alpha-0.1", "alpha-1", "alpha-100", "k-32", "k-64", "k-128", "k-512"}
+    sports = {key.variant for key in grid.experiments["sensitivity"] if key.dataset == "sports"}
+    assert "alpha-10" in sports and "alpha-1" not in sports and "k-512" not in sports and "k-256" in sports
+
+
+def test_overrides_reach_the_resolved_settings(grid):
+    yelp = grid.runs[RunKey("yelp", "elcrec", "alpha-0.01", 1)]
+    assert (yelp["alpha"], yelp["clusters"], yelp["layers"], yelp["fusion"]) == (0.01, 256, 2, "concat")
+    assert grid.runs[RunKey("toys", "elcrec", "k-64", 1)]["clusters"] == 64
+    cost = grid.runs[RunKey("sports", "iclrec", "cost", 1)]
+    assert (cost["epochs"], cost["patience"], cost["layers"]) == (300, 300, 2)
+    assert grid.exclusive == frozenset(grid.experiments["cost"])  # timed runs train alone
+    assert grid.runs[RunKey("ml-1m", "iclrec", "default", 3)]["layers"] == 2
+
+
+def test_a_run_directory_name_gives_its_settings(grid, config):
+    for key, settings in grid.runs.items():
+        assert settings_of_run_dir(config, key.run_dir) == settings, key
+    assert settings_of_run_dir(config, "results/runs/beauty/elcrec/alpha-0.5/seed7")["alpha"] == 0.5
+    with pytest.raises(ElcrecError, match="not a run directory"):
+        settings_of_run_dir(config, "results/runs/beauty/elcrec")
+    with pytest.raises(ElcrecError, match="no variant 'fast'"):
+        settings_of_run_dir(config, "results/runs/beauty/elcrec/fast/seed1")
+
+
+def test_sweep_names():
+    assert [sweep_value(value) for value in (0.01, 10.0, 64, 100)] == ["0.01", "10", "64", "100"]
+    assert SWEEP_VARIANT.match("alpha-0.01").group("label", "value") == ("alpha", "0.01")
+    assert SWEEP_VARIANT.match("B+ICL") is None
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c["experiments"]["ablation"].update(datasets=["beuty"]), "experiments.ablation.datasets"),
+        (lambda c: c["experiments"]["sensitivity"].pop("base"), "a sweep needs `base"),
+        (
+            lambda c: c["experiments"]["sensitivity"]["sweep"].update(tau={"setting": "tua", "values": [1]}),
+            "experiments.sensitivity: models.elcrec.variants.tau-1: unknown setting(s) ['tua']",
+        ),
+        (lambda c: c.update(experiments={}), "nothing to train"),
+    ],
+)
+def test_errors_name_the_experiment(config, change, message):
+    broken = copy.deepcopy(config)
+    change(broken)
+    with pytest.raises(ElcrecError, match=re.escape(message)):
+        expand(broken)
