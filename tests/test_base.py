@@ -4,7 +4,7 @@ import pytest
 import torch
 from model_helpers import VOCAB, epoch_context, settings_for, tiny_batch
 
-from elcrec.models.base import RecommenderModel, mean_pooled_users
+from elcrec.models.base import RecommenderModel, encode_in_blocks, mean_pooled_users
 from elcrec.models.registry import MODELS, build, model_class
 
 model_class("sasrec")  # registers the built-in models
@@ -44,3 +44,9 @@ def test_mean_pooled_users_is_eval_mode_and_restores_the_mode():
     assert torch.equal(first, mean_pooled_users(model.backbone, context))  # no dropout
     model.eval()
     assert torch.allclose(first, model.backbone(context.train_input).mean(dim=1), atol=1e-6)
+
+
+def test_encode_in_blocks_equals_concatenating_the_blocks():
+    inputs = torch.arange(23 * 3, dtype=torch.float32).view(23, 3)
+    encoded = encode_in_blocks(lambda block: block.sum(dim=1, keepdim=True) * 2, inputs, 5)
+    assert torch.equal(encoded, torch.cat([block.sum(dim=1, keepdim=True) * 2 for block in inputs.split(5)]))

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from elcrec import ElcrecError
-from elcrec.scale import COLUMNS, _synthetic_sequences, run
+from elcrec.scale import COLUMNS, PeakMemory, _synthetic_sequences, run
 
 
 def test_synthetic_sequences_are_left_padded_with_5_to_max_len_items():
@@ -36,3 +36,10 @@ def test_points_and_their_csv(tmp_path):
 def test_user_counts_must_exceed_the_clusters(tmp_path):
     with pytest.raises(ElcrecError, match="must exceed the 256 clusters"):
         run([100], tmp_path / "scale.csv")
+
+
+def test_peak_memory_sees_a_transient_allocation():
+    with PeakMemory() as memory:
+        block = torch.ones(96 * 2**20 // 4)  # 96 MiB, touched, then freed inside the block
+        del block
+    assert memory.peak_bytes > 64 * 2**20

@@ -7,14 +7,14 @@ not a pass over all users. On synthetic data with U users this measures
   over positions, as the reference) and k-means over the U embeddings (faiss, 20 iterations,
   best of 5), which ICLRec repeats every epoch;
 
-each point in a fresh process, so its peak memory (resident set above the process's baseline
-after imports and inputs) belongs to it alone. Timings are wall seconds on this machine.
+each point in a fresh process; its peak memory is the most resident memory above the level at
+the start of the timed work (inputs built), sampled by a thread. Wall seconds on this machine.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import resource
+import threading
 import time
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from elcrec import ElcrecError
 from elcrec.fileio import write_text_atomic
-from elcrec.runinfo import device_description
+from elcrec.runinfo import current_memory_bytes, device_description
 
 COLUMNS = [
     "method",
@@ -37,10 +37,32 @@ COLUMNS = [
     "device",  # where it was measured (CPU model and threads)
 ]
 METHODS = ("elcrec_step", "iclrec_estep")
+CPU = torch.device("cpu")
 
 
-def _peak_rss_bytes() -> int:
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+class PeakMemory:
+    """The most resident memory above the level at entry, sampled every `interval` seconds by a
+    background thread while the block runs (the process's lifetime peak would include setup)."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval, self.peak_bytes = interval, 0
+        self._stop = threading.Event()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, current_memory_bytes(CPU) - self.baseline)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakMemory:
+        self.baseline = current_memory_bytes(CPU)
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_bytes = max(self.peak_bytes, current_memory_bytes(CPU) - self.baseline)
 
 
 def _synthetic_sequences(users: int, items: int, max_len: int, generator: torch.Generator) -> torch.Tensor:
@@ -54,6 +76,7 @@ def _synthetic_sequences(users: int, items: int, max_len: int, generator: torch.
 def _measure(method: str, users: int, options: dict) -> dict:
     """One point, in its own process: the timed work and its peak memory above the baseline."""
     from elcrec.models.backbone import Backbone, BackboneSettings
+    from elcrec.models.base import encode_in_blocks
     from elcrec.models.kmeans import kmeans
     from elcrec.models.losses import cluster_loss
 
@@ -65,34 +88,34 @@ def _measure(method: str, users: int, options: dict) -> dict:
         centres = torch.nn.Parameter(torch.nn.functional.normalize(torch.randn(clusters, hidden, generator=generator)))
         optimizer = torch.optim.Adam([centres], lr=1e-3)
         embeddings = torch.nn.functional.normalize(torch.randn(batch, hidden, generator=generator), dim=1)
-        baseline = _peak_rss_bytes()
-        started = time.perf_counter()
-        for _ in range(options["steps"]):
-            loss = cluster_loss(embeddings, centres, alpha=1.0)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        step = (time.perf_counter() - started) / options["steps"]
+        with PeakMemory() as memory:
+            started = time.perf_counter()
+            for _ in range(options["steps"]):
+                loss = cluster_loss(embeddings, centres, alpha=1.0)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            step = (time.perf_counter() - started) / options["steps"]
         row |= {"seconds": step, "epoch_seconds": step * -(-users // batch)}
     else:
         sequences = _synthetic_sequences(users, options["items"], options["max_len"], generator)
         settings = BackboneSettings(hidden_size=hidden, layers=1, max_len=options["max_len"])
         backbone = Backbone(options["items"] + 1, settings).eval()
-        baseline = _peak_rss_bytes()
-        started = time.perf_counter()
-        with torch.no_grad():
-            pooled = [backbone(sequences[start : start + 256].long()).mean(dim=1) for start in range(0, users, 256)]
-        encoded = time.perf_counter()
-        kmeans(torch.cat(pooled), clusters, options["seed"])
-        finished = time.perf_counter()
+        with PeakMemory() as memory:
+            started = time.perf_counter()
+            with torch.no_grad():
+                pooled = encode_in_blocks(lambda block: backbone(block.long()).mean(dim=1), sequences, 256)
+            encoded = time.perf_counter()
+            kmeans(pooled, clusters, options["seed"])
+            finished = time.perf_counter()
         row |= {
             "seconds": finished - started,
             "encode_seconds": encoded - started,
             "kmeans_seconds": finished - encoded,
             "epoch_seconds": finished - started,
         }
-    row["peak_memory_mb"] = max(_peak_rss_bytes() - baseline, 0) / 2**20
-    row["device"] = device_description(torch.device("cpu"))
+    row["peak_memory_mb"] = memory.peak_bytes / 2**20
+    row["device"] = device_description(CPU)
     return row
 
 

@@ -70,9 +70,26 @@ def mean_pooled_users(backbone: Backbone, context: EpochContext) -> torch.Tensor
     reference's clustering step does. The caller's train/eval mode is restored."""
     was_training = backbone.training
     backbone.eval()
-    pooled = [
-        backbone(context.train_input[start : start + context.batch_size].to(context.device)).mean(dim=1)
-        for start in range(0, len(context.train_input), context.batch_size)
-    ]
+    pooled = encode_in_blocks(
+        lambda block: backbone(block.to(context.device)).mean(dim=1), context.train_input, context.batch_size
+    )
     backbone.train(was_training)
-    return torch.cat(pooled)
+    return pooled
+
+
+def encode_in_blocks(encode, inputs: torch.Tensor, block_size: int) -> torch.Tensor:
+    """encode(inputs[i:i+block_size]) for every block, written into one preallocated tensor.
+
+    Keeping a list of per-block results and concatenating them leaves small long-lived tensors
+    between each block's large temporaries, and glibc's heap then grows by several MB per block:
+    about 3.5 GB per million users, measured by the scale study; one output tensor does not.
+    """
+    pooled = None
+    for start in range(0, len(inputs), block_size):
+        block = encode(inputs[start : start + block_size])
+        if pooled is None:
+            pooled = torch.empty((len(inputs), *block.shape[1:]), dtype=block.dtype, device=block.device)
+        pooled[start : start + len(block)] = block
+    if pooled is None:
+        raise ValueError("encode_in_blocks: no inputs")
+    return pooled
