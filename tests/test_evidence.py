@@ -30,6 +30,12 @@ def test_sensitivity_points_come_from_the_settings(runs):
     assert sorted(set(k["value"])) == [64.0, 256.0] and "iclrec" not in set(points["cell"].str.split("--").str[1])
 
 
+def test_sensitivity_keeps_to_the_four_benchmarks(runs, tmp_path):
+    write_run(tmp_path, "ml-1m", "elcrec", "ELCRec", 1, 0.6)  # Table 8's run: no sweep in the paper
+    points = evidence.sensitivity(tables.run_records(tmp_path))
+    assert set(points["dataset"]) == {"beauty"}
+
+
 def test_masking_evidence_pairs_both_modes(runs):
     masking = evidence.masking(runs).set_index(["variant", "metric"])
     row = masking.loc[("ELCRec", "HR@5")]

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 
-TABLE6_DATASETS = ["sports", "beauty", "toys", "yelp"]
+BENCHMARKS = ["sports", "beauty", "toys", "yelp"]  # the paper's four (Tables 1, 2, 6, 10; Figures 2, 3)
 
 
 def statistics(sequences_dir: str | Path, paper: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Tables 6 and 7 from the sequences stage's stats files, beside the paper's."""
     rows = []
-    for dataset in TABLE6_DATASETS:
+    for dataset in BENCHMARKS:
         path = Path(sequences_dir) / f"{dataset}.stats.json"
         published = paper["table6_dataset_stats"][dataset]
         row = {"dataset": dataset, **{f"paper_{key}": str(value) for key, value in published.items()}}

@@ -21,7 +21,7 @@ from elcrec import RUN_DIR, ElcrecError, stats
 from elcrec.report import datasets, evidence
 
 METRICS = ["HR@5", "HR@20", "NDCG@5", "NDCG@20"]
-TABLE1_DATASETS = ["sports", "beauty", "toys", "yelp"]
+TABLE1_DATASETS = datasets.BENCHMARKS
 ABLATION_VARIANTS = ["B", "B+ICL", "B+ELCM", "ELCRec"]
 DOMAIN_TABLES = {"table8": "ml-1m", "table9": "mind-small"}
 EFFICIENCY_COLUMNS = ["S3-Rec", "ICLRec", "ELCRec"]
