@@ -18,8 +18,8 @@ def test_versions_and_memory():
     assert code_version()
     assert {"python", "torch", "numpy"} <= set(library_versions())
     assert peak_memory_bytes(torch.device("cpu")) > 10 * 2**20
-    before = current_memory_bytes(torch.device("cpu"))
-    held = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
-    assert before > 10 * 2**20 and current_memory_bytes(torch.device("cpu")) - before > 48 * 2**20
-    assert current_memory_bytes(torch.device("cpu")) <= peak_memory_bytes(torch.device("cpu")) + 2**20
-    del held
+    now = current_memory_bytes(torch.device("cpu"))
+    with open("/proc/self/status", encoding="ascii") as handle:  # the kernel's own figure, in kB
+        rss = next(int(line.split()[1]) * 1024 for line in handle if line.startswith("VmRSS:"))
+    assert now > 10 * 2**20 and abs(now - rss) < 8 * 2**20
+    assert now <= peak_memory_bytes(torch.device("cpu")) * 1.01  # two kernel counters, nearly equal

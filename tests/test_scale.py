@@ -1,5 +1,8 @@
 """scale.py: the scale study's points, each measured in its own process, and its CSV."""
 
+import mmap
+import time
+
 import pandas as pd
 import pytest
 import torch
@@ -39,7 +42,11 @@ def test_user_counts_must_exceed_the_clusters(tmp_path):
 
 
 def test_peak_memory_sees_a_transient_allocation():
+    size = 96 * 2**20
     with PeakMemory() as memory:
-        block = torch.ones(96 * 2**20 // 4)  # 96 MiB, touched, then freed inside the block
-        del block
+        # fresh anonymous pages (malloc could reuse memory freed earlier in this process), touched
+        block = mmap.mmap(-1, size)
+        block.write(b"x" * size)
+        time.sleep(0.05)
+        block.close()
     assert memory.peak_bytes > 64 * 2**20

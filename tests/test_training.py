@@ -54,7 +54,8 @@ def test_a_run_writes_the_run_directory(split, tmp_path):
         assert key in saved
     assert saved["epochs_run"] == 3 and set(saved["test"]) >= {"HR@5", "NDCG@20", "MRR"}
     assert saved["peak_memory_bytes"] > 0 and saved["data_sha256"] == "abc"
-    assert 0 < saved["mean_memory_bytes"] <= saved["peak_memory_bytes"]  # Table 2's average memory
+    # Table 2's average memory: at most the peak (two kernel counters, equal to within 1%)
+    assert 0 < saved["mean_memory_bytes"] <= saved["peak_memory_bytes"] * 1.01
     # the same weights tested under the other history masking (evidence for the report)
     other = saved["test_other_masking"]
     assert other["masking"] == "exclude" and set(other["metrics"]) == set(saved["test"])
