@@ -10,3 +10,23 @@ def test_benchmark_prints_and_returns_epoch_times(capsys):
     assert summary["epoch_seconds_with_validation"] > summary["train_seconds_per_epoch"] > 0
     printed = capsys.readouterr().out
     assert "epoch 1: train" in printed and "s/epoch with validation" in printed and "aten::" in printed
+    assert "GFLOP per step" in printed and "dense matmul rate" in printed
+
+
+def test_step_flops_counts_the_backbone_matmuls():
+    import torch
+
+    from elcrec.bench import step_flops
+    from elcrec.data.batches import ItemSets, training_batches
+    from elcrec.data.sequences import SequenceData
+    from elcrec.models.registry import build
+
+    split = SequenceData.load(FIXTURES / "benchmark" / "Beauty.txt").split(max_len=10)
+    settings = model_defaults("sasrec") | {"layers": 1, "hidden_size": 8, "inner_size": 16, "max_len": 10}
+    torch.manual_seed(0)
+    model = build("sasrec", split.vocab_size, settings, split.n_users)
+    batch = next(training_batches(split, ItemSets(split.full_history, split.vocab_size), 4, torch.Generator(), False))
+    tokens = batch["input"].numel()
+    # lower bound: the six dense layers of one block (q, k, v, out: 8x8; ffn 8x16, 16x8), forward and backward
+    dense = 3 * 2 * tokens * (4 * 8 * 8 + 2 * 8 * 16)
+    assert dense <= step_flops(model, batch) <= 3 * dense

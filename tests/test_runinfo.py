@@ -2,7 +2,15 @@ import pytest
 import torch
 
 from elcrec import ElcrecError
-from elcrec.runinfo import code_version, current_memory_bytes, library_versions, peak_memory_bytes, resolve_device
+from elcrec.runinfo import (
+    code_version,
+    current_memory_bytes,
+    device_description,
+    library_versions,
+    native_bfloat16,
+    peak_memory_bytes,
+    resolve_device,
+)
 
 
 def test_device_resolution():
@@ -23,3 +31,15 @@ def test_versions_and_memory():
         rss = next(int(line.split()[1]) * 1024 for line in handle if line.startswith("VmRSS:"))
     assert now > 10 * 2**20 and abs(now - rss) < 8 * 2**20
     assert now <= peak_memory_bytes(torch.device("cpu")) * 1.01  # two kernel counters, nearly equal
+
+
+def test_cpu_description_and_bfloat16_flags(tmp_path):
+    described = device_description(torch.device("cpu"))
+    assert described.startswith("cpu: ") and f"({torch.backends.cpu.get_cpu_capability()})" in described
+    assert described.endswith(f"{torch.get_num_threads()} threads")
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 avx512f\n")
+    assert native_bfloat16(cpuinfo) is False
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    assert native_bfloat16(cpuinfo) is True
+    assert native_bfloat16(tmp_path / "absent") is None

@@ -1,4 +1,5 @@
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -158,3 +159,15 @@ def test_sasrec_learns_on_the_real_beauty_file():
     trainer = Trainer(beauty, "sasrec", model_defaults("sasrec") | {"epochs": 2, "device": "cpu"}, 1)
     trainer.fit(log=lambda line: None)
     assert trainer.history[-1]["valid_NDCG@20"] > 0.008
+
+
+def test_cpu_amp_without_native_bfloat16_warns(split, monkeypatch):
+    import elcrec.training as training
+
+    monkeypatch.setattr(training, "native_bfloat16", lambda: False)
+    with pytest.warns(RuntimeWarning, match="without native bfloat16"):
+        Trainer(split, "sasrec", settings("sasrec", amp=True), 1)
+    monkeypatch.setattr(training, "native_bfloat16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Trainer(split, "sasrec", settings("sasrec", amp=True), 1)

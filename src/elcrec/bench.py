@@ -2,7 +2,9 @@
 
 Prints, per epoch, the training time and the validation time separately, so "with and without
 validation" can both be read off; epoch 0 also holds ELCRec's one-off k-means initialisation and
-ICLRec's k-means runs every epoch. `--profile` adds the operators that dominate a training step.
+ICLRec's k-means runs every epoch. `--profile` adds the operators that dominate a training
+step, the step's FLOP count, and the rate it achieves beside this device's dense matmul rate
+(how far the step is from the hardware's ceiling).
 (The cost of intent learning against the number of users is `elcrec scale`: src/elcrec/scale.py.)
 """
 
@@ -11,6 +13,8 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+
+import torch
 
 from elcrec.data.batches import training_batches
 from elcrec.data.sequences import SequenceData
@@ -101,3 +105,37 @@ def _profile_steps(trainer: Trainer, steps: int = 10) -> None:
         + ", ".join(f"{name} {value / max(done, 1):.3f}" for name, value in timings.items())
     )
     _say(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+    if done:
+        flops = step_flops(model, batch)
+        step_seconds = (timings["forward"] + timings["backward+step"]) / done
+        _say(
+            f"work: {flops / 1e9:.2f} GFLOP per step (forward + backward), {flops / step_seconds / 1e9:.1f} GFLOPS "
+            f"achieved; this device's dense matmul rate: {matmul_rate(trainer.device) / 1e9:.1f} GFLOPS"
+        )
+
+
+def step_flops(model, batch) -> float:
+    """Floating-point operations of one training step (forward and backward), counted by torch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        model.loss(batch)["total"].backward()
+    model.zero_grad(set_to_none=True)
+    return float(counter.get_total_flops())
+
+
+def matmul_rate(device: torch.device, size: int = 1024, repeats: int = 10) -> float:
+    """FLOP/s of a large float32 matmul here: the ceiling a training step's rate compares with."""
+    left, right = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    left @ right
+    _synchronise(device)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        left @ right
+    _synchronise(device)
+    return 2 * size**3 * repeats / (time.perf_counter() - started)
+
+
+def _synchronise(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -18,6 +18,7 @@ import io
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from elcrec.runinfo import (
     current_memory_bytes,
     device_description,
     library_versions,
+    native_bfloat16,
     peak_memory_bytes,
     resolve_device,
 )
@@ -112,6 +114,13 @@ class Trainer:
             )
         self.item_sets = ItemSets(split.full_history, split.vocab_size)
         self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        if settings["amp"] and self.device.type == "cpu" and native_bfloat16() is False:
+            warnings.warn(
+                "amp: true on a CPU without native bfloat16 (no AVX512-BF16/AMX): torch emulates it, "
+                "which is slower than float32 here; set amp: false",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         self.scaler = torch.amp.GradScaler(enabled=settings["amp"] and self.device.type == "cuda")
         self.augmentation = {key: settings[key] for key in ("tau", "gamma", "beta")}
         self.augmentation["method"] = settings["augmentation"]
