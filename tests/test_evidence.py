@@ -1,9 +1,11 @@
-"""report/evidence.py: curves, sensitivity points, masking evidence and the t-SNE maps."""
+"""report/evidence.py: curves, sensitivity points, masking evidence, named departures and the t-SNE maps."""
 
 import numpy as np
 import pytest
+from conftest import REPO
 from run_helpers import write_run
 
+from elcrec import stats
 from elcrec.report import evidence, tables
 
 
@@ -41,6 +43,24 @@ def test_masking_evidence_pairs_both_modes(runs):
     row = masking.loc[("ELCRec", "HR@5")]
     assert row["exclude"] == pytest.approx(row["zero"] + 0.01) and row["seeds"] == 2
     assert ("k-64", "HR@5") not in masking.index  # that run recorded one masking only
+
+
+def test_departures_sit_beside_their_table1_column(tmp_path):
+    paper = stats.load_paper(REPO / "config" / "paper.yaml")
+    for seed in (1, 2):
+        write_run(tmp_path, "beauty", "bprmf", "default", seed, 0.2)
+        write_run(tmp_path, "beauty", "bprmf", "lr1e-3", seed, 0.3 + 0.02 * seed)
+    write_run(tmp_path, "beauty", "bprmf", "cost", 1, 0.9)  # a timing run, not a departure
+    write_run(tmp_path, "beauty", "elcrec", "B", 1, 0.1)  # Table 10's, not a departure
+    runs = tables.run_records(tmp_path)
+    table1, _ = tables.table1(runs, stats.collect_runs(tmp_path), paper, {"bprmf", "elcrec"}, 5.0)
+    found = evidence.departures(runs, table1).set_index(["dataset", "model", "variant", "metric"])
+    assert set(found.index.droplevel("metric")) == {("beauty", "bprmf", "lr1e-3")} and len(found) == 4
+    row = found.loc[("beauty", "bprmf", "lr1e-3", "HR@5")]
+    assert row["mean"] == pytest.approx(0.33) and row["seeds"] == 2 and row["official_variant"] == "default"
+    assert row["official_mean"] == pytest.approx(0.2) and row["paper"] == pytest.approx(0.0212)
+    assert row["cell"] != row["official_cell"]
+    assert evidence.departures(runs.iloc[0:0], table1).empty
 
 
 def test_tsne_of_the_first_seed_at_three_snapshots(runs):

@@ -12,6 +12,7 @@ from elcrec.stats import load_paper
 
 PAPER_SECTIONS = [f"table{n}" for n in range(1, 13)] + [f"figure{n}" for n in range(1, 7)]
 PAPER_SECTIONS += ["summary", "significance", "paper-vs-code", "missing", "provenance", "paper-source", "scale"]
+PAPER_SECTIONS += ["departures"]
 
 
 class ReportParser(HTMLParser):
@@ -54,6 +55,8 @@ def report(tmp_path_factory):
             write_run(root / "runs", dataset, "iclrec", "default", seed, iclrec)
         write_run(root / "runs", "beauty", "elcrec", "B", seed, 0.2)
     write_run(root / "runs", "beauty", "elcrec", "alpha-0.1", 1, 0.4, settings={"alpha": 0.1})
+    write_run(root / "runs", "beauty", "iclrec", "tuned", 1, 0.41)  # a named departure, Table 1 column present
+    write_run(root / "runs", "beauty", "bprmf", "lr1e-3", 1, 0.15)  # its Table 1 column has no run
     paper = load_paper(REPO / "config" / "paper.yaml")
     built = tables.build(root / "runs", root / "sequences", paper, [1, 2], {"sasrec", "cl4srec", "iclrec", "elcrec"})
     tables.write(built, root / "tables")
@@ -106,6 +109,10 @@ def test_numbers_and_flags_in_the_report(report):
     assert "| beauty | HR@5 | ELCRec | ICLRec |" in markdown
     # the scale study: one row per (method, users), its source named
     assert "| iclrec_estep | 10000 | 10.0000 | 5.00 | 5.00 | 10.00 | 100.0 |" in markdown
+    # a named departure beside its Table 1 column (ours official, then the paper's) in both formats
+    assert "| beauty | iclrec | tuned (vs default) | 0.4100 / 0.3200 / 0.0495 |" in markdown
+    assert "| beauty | bprmf | lr1e-3 (vs default) | 0.1500 / – / 0.0212 |" in markdown
+    assert 'href="#prov-beauty--iclrec--tuned"' in html
     assert "measured on cpu: test" in html and "![scale study](figures/scale_study.png)" in markdown
 
 

@@ -88,6 +88,26 @@ def _masking(masking: pd.DataFrame) -> list[dict]:
     return rows
 
 
+def _departures(departures: pd.DataFrame) -> list[dict]:
+    """One row per departing run cell, each metric as (ours with it, ours official, the paper)."""
+    rows = []
+    for cell, group in departures.groupby("cell", sort=True):
+        first = group.iloc[0]
+        by_metric = {row["metric"]: row for row in _records(group)}
+        rows.append(
+            {
+                "cell": cell,
+                "official_cell": first["official_cell"],
+                "dataset": first["dataset"],
+                "model": first["model"],
+                "variant": first["variant"],
+                "official_variant": first["official_variant"],
+                "metrics": [by_metric.get(metric, {}) for metric in table_module.METRICS],
+            }
+        )
+    return rows
+
+
 def _provenance(runs: pd.DataFrame) -> list[dict]:
     cells = []
     for cell, group in runs.groupby("cell", sort=True):
@@ -182,6 +202,7 @@ def context(tables: dict[str, pd.DataFrame], figure_paths: dict[str, Path | None
         "table6": _records(tables["table6"]),
         "table7": _records(tables["table7"]),
         "masking": _masking(tables["masking"]),
+        "departures": _departures(tables["departures"]),
         "missing": _missing_by_table(tables["missing"]),
         "provenance": _provenance(tables["runs"]),
         "figures": {

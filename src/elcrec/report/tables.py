@@ -40,6 +40,7 @@ TABLE_NAMES = [
     "convergence",
     "sensitivity",
     "masking",
+    "departures",
     "tsne",
     "missing",
 ]
@@ -405,6 +406,7 @@ def build(
     tables["convergence"] = evidence.convergence(runs)
     tables["sensitivity"] = evidence.sensitivity(runs)
     tables["masking"] = evidence.masking(runs)
+    tables["departures"] = evidence.departures(runs, tables["table1"])
     tables["tsne"] = evidence.tsne(runs)
     tables["missing"] = missing_runs(tables, seeds, registered)
     return tables
