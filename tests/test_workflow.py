@@ -45,20 +45,20 @@ def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
     assert result.returncode == 0, result.stderr
     # 4 benchmark files + ml-1m.zip + the two MIND zips; one sequence file per dataset;
     # the experiment grid of config.yaml: Table 1 (9 implemented models) 108, the ablation 48
-    # (12 shared with Table 1), sensitivity 36 (4 shared), cost 8, departures 24, domains 12: 220 runs
+    # (12 shared with Table 1), sensitivity 36 (4 shared), cost 8, departures 36, domains 12: 232 runs
     assert job_counts(result.stdout) == {
         "download": 7,
         "sequences": 6,
-        "train": 220,
+        "train": 232,
         "analyse": 1,
         "scale": 1,
         "report": 1,
         "all": 1,
-        "total": 237,
+        "total": 249,
     }
     assert "results/runs/beauty/elcrec/B+ICL/seed3/metrics.json" in result.stdout
     assert "experiment table1: 108 runs (12 shared with other experiments), 60 pending" in result.stderr
-    assert "220 distinct runs in all" in result.stderr
+    assert "232 distinct runs in all" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -115,6 +115,7 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
         "sasrec/default",
     ]
     extra = [  # one seed each: the sensitivity points, the cost runs, the departures, the domains
+        "beauty/bert4rec/lr1e-3/seed1",
         "beauty/bprmf/lr1e-3/seed1",
         "beauty/caser/e300/seed1",
         "beauty/elcrec/alpha-0.1/seed1",
