@@ -51,16 +51,24 @@ def test_departures_sit_beside_their_table1_column(tmp_path):
         write_run(tmp_path, "beauty", "bprmf", "default", seed, 0.2)
         write_run(tmp_path, "beauty", "bprmf", "lr1e-3", seed, 0.3 + 0.02 * seed)
     write_run(tmp_path, "beauty", "bprmf", "cost", 1, 0.9)  # a timing run, not a departure
+    write_run(tmp_path, "beauty", "elcrec", "ELCRec", 1, 0.5)
+    write_run(tmp_path, "beauty", "elcrec", "random-init", 1, 0.4, settings={"centre_init": "random"})
     write_run(tmp_path, "beauty", "elcrec", "B", 1, 0.1)  # Table 10's, not a departure
+    write_run(tmp_path, "beauty", "elcrec", "alpha-0.1", 1, 0.1, settings={"alpha": 0.1})  # Figure 2's
     runs = tables.run_records(tmp_path)
     table1, _ = tables.table1(runs, stats.collect_runs(tmp_path), paper, {"bprmf", "elcrec"}, 5.0)
-    found = evidence.departures(runs, table1).set_index(["dataset", "model", "variant", "metric"])
-    assert set(found.index.droplevel("metric")) == {("beauty", "bprmf", "lr1e-3")} and len(found) == 4
+    skip = (tables.COST_VARIANT, *tables.ABLATION_VARIANTS)
+    found = evidence.departures(runs, table1, skip).set_index(["dataset", "model", "variant", "metric"])
+    expected = {("beauty", "bprmf", "lr1e-3"), ("beauty", "elcrec", "random-init")}
+    assert set(found.index.droplevel("metric")) == expected and len(found) == 2 * 4
     row = found.loc[("beauty", "bprmf", "lr1e-3", "HR@5")]
     assert row["mean"] == pytest.approx(0.33) and row["seeds"] == 2 and row["official_variant"] == "default"
     assert row["official_mean"] == pytest.approx(0.2) and row["paper"] == pytest.approx(0.0212)
     assert row["cell"] != row["official_cell"]
-    assert evidence.departures(runs.iloc[0:0], table1).empty
+    row = found.loc[("beauty", "elcrec", "random-init", "HR@5")]
+    assert (row["mean"], row["official_mean"]) == pytest.approx((0.4, 0.5)) and row["official_variant"] == "ELCRec"
+    assert row["paper"] == pytest.approx(0.0529)
+    assert evidence.departures(runs.iloc[0:0], table1, skip).empty
 
 
 def test_tsne_of_the_first_seed_at_three_snapshots(runs):

@@ -45,20 +45,20 @@ def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
     assert result.returncode == 0, result.stderr
     # 4 benchmark files + ml-1m.zip + the two MIND zips; one sequence file per dataset;
     # the experiment grid of config.yaml: Table 1 (9 implemented models) 108, the ablation 48
-    # (12 shared with Table 1), sensitivity 36 (4 shared), cost 8, departures 36, domains 12: 232 runs
+    # (12 shared with Table 1), sensitivity 36 (4 shared), cost 8, departures 72, domains 12: 268 runs
     assert job_counts(result.stdout) == {
         "download": 7,
         "sequences": 6,
-        "train": 232,
+        "train": 268,
         "analyse": 1,
         "scale": 1,
         "report": 1,
         "all": 1,
-        "total": 249,
+        "total": 285,
     }
     assert "results/runs/beauty/elcrec/B+ICL/seed3/metrics.json" in result.stdout
     assert "experiment table1: 108 runs (12 shared with other experiments), 60 pending" in result.stderr
-    assert "232 distinct runs in all" in result.stderr
+    assert "268 distinct runs in all" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -121,6 +121,9 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
         "beauty/elcrec/alpha-0.1/seed1",
         "beauty/elcrec/cost/seed1",
         "beauty/elcrec/k-2/seed1",
+        "beauty/elcrec/paper-loss/seed1",
+        "beauty/elcrec/random-init/seed1",
+        "beauty/elcrec/shared-views/seed1",
         "beauty/iclrec/cost/seed1",
         "mind-small/elcrec/ELCRec/seed1",
         "mind-small/iclrec/default/seed1",
@@ -159,11 +162,18 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
     cost = json.loads((tmp_path / "results/runs/beauty/iclrec/cost/seed1/metrics.json").read_text())
     assert cost["epochs_run"] == 2 and cost["mean_memory_bytes"] > 0  # fixed epochs, Table 2's memory
     assert settings("beauty/bprmf/lr1e-3/seed1")["lr"] == 0.001 and settings("beauty/caser/e300/seed1")["epochs"] == 2
+    assert (
+        settings("beauty/elcrec/random-init/seed1")["centre_init"],
+        settings("beauty/elcrec/paper-loss/seed1")["cluster_loss"],
+        settings("beauty/elcrec/shared-views/seed1")["shared_views"],
+        settings("beauty/elcrec/shared-views/seed1")["clusters"],
+    ) == ("random", "paper", True, 4)
     assert elcrec["test_other_masking"]["masking"] == "exclude"  # evidence for the report's Paper vs code
 
     html = (tmp_path / "results/report/report.html").read_text()
     assert "Not the paper's data" in html and "prov-beauty--elcrec--B_ICL" in html
     assert 'href="#prov-beauty--bprmf--lr1e-3"' in html  # the departures sit beside Table 1
+    assert 'href="#prov-beauty--elcrec--shared-views"' in html
     assert (tmp_path / "results/report/report.md").exists() and (tmp_path / "results/tables/table1.csv").exists()
     scale = (tmp_path / "results/tables/scale.csv").read_text().splitlines()
     assert len(scale) == 1 + 2 * 2 and 'id="scale"' in html and "iclrec_estep" in html  # 2 methods x 2 sizes

@@ -406,7 +406,7 @@ def build(
     tables["convergence"] = evidence.convergence(runs)
     tables["sensitivity"] = evidence.sensitivity(runs)
     tables["masking"] = evidence.masking(runs)
-    tables["departures"] = evidence.departures(runs, tables["table1"], skip_variants=(COST_VARIANT,))
+    tables["departures"] = evidence.departures(runs, tables["table1"], skip_variants=(COST_VARIANT, *ABLATION_VARIANTS))
     tables["tsne"] = evidence.tsne(runs)
     tables["missing"] = missing_runs(tables, seeds, registered)
     return tables
