@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 from run_helpers import write_run
+from scipy import stats as scipy_stats
 
 from elcrec import stats
 from elcrec.report import evidence, tables
@@ -55,16 +56,26 @@ def test_departures_sit_beside_their_table1_column(tmp_path):
     write_run(tmp_path, "beauty", "elcrec", "random-init", 1, 0.4, settings={"centre_init": "random"})
     write_run(tmp_path, "beauty", "elcrec", "B", 1, 0.1)  # Table 10's, not a departure
     write_run(tmp_path, "beauty", "elcrec", "alpha-0.1", 1, 0.1, settings={"alpha": 0.1})  # Figure 2's
+    write_run(tmp_path, "beauty", "caser", "e300", 1, 0.3)  # no run of its official column
     runs = tables.run_records(tmp_path)
-    table1, _ = tables.table1(runs, stats.collect_runs(tmp_path), paper, {"bprmf", "elcrec"}, 5.0)
+    table1, _ = tables.table1(runs, stats.collect_runs(tmp_path), paper, {"bprmf", "caser", "elcrec"}, 5.0)
     skip = (tables.COST_VARIANT, *tables.ABLATION_VARIANTS)
     found = evidence.departures(runs, table1, skip).set_index(["dataset", "model", "variant", "metric"])
-    expected = {("beauty", "bprmf", "lr1e-3"), ("beauty", "elcrec", "random-init")}
-    assert set(found.index.droplevel("metric")) == expected and len(found) == 2 * 4
+    expected = {("beauty", "bprmf", "lr1e-3"), ("beauty", "caser", "e300"), ("beauty", "elcrec", "random-init")}
+    assert set(found.index.droplevel("metric")) == expected and len(found) == 3 * 4
     row = found.loc[("beauty", "bprmf", "lr1e-3", "HR@5")]
     assert row["mean"] == pytest.approx(0.33) and row["seeds"] == 2 and row["official_variant"] == "default"
     assert row["official_mean"] == pytest.approx(0.2) and row["paper"] == pytest.approx(0.0212)
     assert row["cell"] != row["official_cell"]
+
+    def hits(variant):  # paired over users: the per-user HR@5 averaged over each side's seeds
+        ranks = [np.load(tmp_path / f"beauty/bprmf/{variant}/seed{seed}/user_ranks.npz")["test"] for seed in (1, 2)]
+        return np.mean([r < 5 for r in ranks], axis=0)
+
+    assert row["wilcoxon"] == pytest.approx(scipy_stats.wilcoxon(hits("lr1e-3"), hits("default")).pvalue)
+    assert row["wilcoxon"] < 0.05 and row["wilcoxon"] <= row["wilcoxon_holm"] <= min(1.0, 8 * row["wilcoxon"])
+    caser = found.loc[("beauty", "caser", "e300", "HR@5")]
+    assert np.isnan(caser["official_mean"]) and np.isnan(caser["wilcoxon"]) and np.isnan(caser["wilcoxon_holm"])
     row = found.loc[("beauty", "elcrec", "random-init", "HR@5")]
     assert (row["mean"], row["official_mean"]) == pytest.approx((0.4, 0.5)) and row["official_variant"] == "ELCRec"
     assert row["paper"] == pytest.approx(0.0529)

@@ -1,5 +1,6 @@
 """report/render.py: the HTML and Markdown reports from tables (fake runs -> analyse -> render)."""
 
+import re
 from html.parser import HTMLParser
 
 import pytest
@@ -110,8 +111,11 @@ def test_numbers_and_flags_in_the_report(report):
     # the scale study: one row per (method, users), its source named
     assert "| iclrec_estep | 10000 | 10.0000 | 5.00 | 5.00 | 10.00 | 100.0 |" in markdown
     # a named departure beside its Table 1 column (ours official, then the paper's) in both formats
-    assert "| beauty | iclrec | tuned (vs default) | 0.4100 / 0.3200 / 0.0495 |" in markdown
-    assert "| beauty | bprmf | lr1e-3 (vs default) | 0.1500 / – / 0.0212 |" in markdown
+    # and the paired test of the two (none without an official run)
+    tuned = r"\| beauty \| iclrec \| tuned \(vs default\) \| 0.4100 / 0.3200 / 0.0495 \(p \d\.\d\de-\d\d, Holm "
+    assert re.search(tuned, markdown)
+    assert "| beauty | bprmf | lr1e-3 (vs default) | 0.1500 / – / 0.0212 (p n/a, Holm n/a) |" in markdown
+    assert "<th>p (Holm)</th>" in html
     assert 'href="#prov-beauty--iclrec--tuned"' in html
     assert "measured on cpu: test" in html and "![scale study](figures/scale_study.png)" in markdown
 

@@ -90,6 +90,15 @@ def per_user_metric(ranks: np.ndarray, metric: str) -> np.ndarray:
     return hit.astype(float) if name == "HR" else np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0)
 
 
+def seed_averaged_user_metric(run_dirs: list[str], metric: str) -> np.ndarray:
+    """Per-user test metric averaged over the runs' seeds (from user_ranks.npz)."""
+    values = []
+    for run_dir in run_dirs:
+        with np.load(Path(run_dir) / "user_ranks.npz") as ranks:
+            values.append(per_user_metric(ranks["test"], metric))
+    return np.mean(values, axis=0)
+
+
 def paired_user_tests(first: np.ndarray, second: np.ndarray) -> dict[str, float | None]:
     """Wilcoxon signed-rank and paired t-test p-values on per-user values (same users, same order)."""
     first, second = np.asarray(first, dtype=float), np.asarray(second, dtype=float)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from elcrec import stats
 from elcrec.report.datasets import BENCHMARKS
 
 METRICS = ["HR@5", "HR@20", "NDCG@5", "NDCG@20"]
@@ -105,13 +106,16 @@ DEPARTURE_COLUMNS = [
     "paper",
     "cell",
     "official_cell",
+    "wilcoxon",
+    "wilcoxon_holm",
 ]
 
 
 def departures(runs: pd.DataFrame, table1: pd.DataFrame, skip_variants: tuple[str, ...]) -> pd.DataFrame:
     """Every other variant of a Table 1 model (config `models.M.variants`: BPR-MF `lr1e-3`, ELCRec
     `random-init`), per metric beside the Table 1 column it departs from (ours, official settings)
-    and the paper.
+    and the paper, with a Wilcoxon signed-rank test of the two on the seed-averaged per-user
+    metric (Holm-corrected over the whole table; None where either side has no runs).
 
     `skip_variants` belong to other tables (the ablation's, the timing runs); sensitivity points
     (`alpha-0.1`, `k-64`) are Figure 2's."""
@@ -125,8 +129,11 @@ def departures(runs: pd.DataFrame, table1: pd.DataFrame, skip_variants: tuple[st
         if (dataset, model, METRICS[0]) not in columns.index:
             continue
         official = columns.loc[(dataset, model)]
-        if variant == official["variant"].iloc[0]:
+        official_variant = official["variant"].iloc[0]
+        if variant == official_variant:
             continue
+        same_column = (runs["dataset"] == dataset) & (runs["model"] == model) & (runs["variant"] == official_variant)
+        official_dirs = runs.loc[same_column, "run_dir"].tolist()
         for metric in METRICS:
             values = group[f"test_{metric}"].astype(float)
             column = official.loc[metric]
@@ -144,9 +151,19 @@ def departures(runs: pd.DataFrame, table1: pd.DataFrame, skip_variants: tuple[st
                     "paper": column["paper"],
                     "cell": group["cell"].iloc[0],
                     "official_cell": column["cell"],
+                    "wilcoxon": _paired_wilcoxon(group["run_dir"].tolist(), official_dirs, metric),
                 }
             )
-    return pd.DataFrame(rows, columns=DEPARTURE_COLUMNS)
+    table = pd.DataFrame(rows, columns=DEPARTURE_COLUMNS)
+    table["wilcoxon_holm"] = stats.holm([None if pd.isna(p) else p for p in table["wilcoxon"]])
+    return table
+
+
+def _paired_wilcoxon(dirs: list[str], other_dirs: list[str], metric: str) -> float | None:
+    if not dirs or not other_dirs:
+        return None
+    first, second = (stats.seed_averaged_user_metric(d, metric) for d in (dirs, other_dirs))
+    return stats.paired_user_tests(first, second)["wilcoxon"]
 
 
 def _affinities(points: np.ndarray, perplexity: float) -> np.ndarray:

@@ -208,15 +208,6 @@ def _seed_values(runs: pd.DataFrame, dataset: str, model: str, variant: str, met
     return runs.loc[mask, f"test_{metric}"].astype(float).to_numpy()
 
 
-def seed_averaged_user_metric(run_dirs: list[str], metric: str) -> np.ndarray:
-    """Per-user test metric averaged over the runs' seeds (from user_ranks.npz)."""
-    values = []
-    for run_dir in run_dirs:
-        with np.load(Path(run_dir) / "user_ranks.npz") as ranks:
-            values.append(stats.per_user_metric(ranks["test"], metric))
-    return np.mean(values, axis=0)
-
-
 def _best_vs_runner_up(group: pd.DataFrame, runs: pd.DataFrame, dataset: str, metric: str, names: dict, paper: dict):
     row = {
         "dataset": dataset,
@@ -235,7 +226,7 @@ def _best_vs_runner_up(group: pd.DataFrame, runs: pd.DataFrame, dataset: str, me
         runs.loc[(runs["dataset"] == dataset) & (runs["model"] == m) & (runs["variant"] == v), "run_dir"].tolist()
         for m, v in pair
     ]
-    paired = stats.paired_user_tests(*(seed_averaged_user_metric(d, metric) for d in dirs))
+    paired = stats.paired_user_tests(*(stats.seed_averaged_user_metric(d, metric) for d in dirs))
     return row | {
         "status": "ok",
         "best": names[pair[0]],
