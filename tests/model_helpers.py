@@ -24,12 +24,30 @@ def tiny_batch() -> dict:
     }
 
 
+def tiny_sequences(users: int = 20, seed: int = 1):
+    """Users with 3 to 12 items (some longer than max_len + 3, so cut inputs lose items), no item twice in a row."""
+    import numpy as np
+
+    from elcrec.data.sequences import SequenceData
+
+    generator = np.random.default_rng(seed)
+    sequences = []
+    for _ in range(users):
+        length = int(generator.integers(3, 13))
+        sequences.append(np.array([1 + (i * 3 + int(generator.integers(0, 4))) % (VOCAB - 2) for i in range(length)]))
+    return SequenceData.from_sequences(sequences)
+
+
 def epoch_context(epoch: int = 0, seed: int = 1):
     from elcrec.models.base import EpochContext
 
-    generator = torch.Generator().manual_seed(seed)
-    inputs = torch.randint(0, VOCAB - 1, (20, TINY["max_len"]), generator=generator)
-    targets = torch.where(inputs > 0, torch.randint(1, VOCAB - 1, inputs.shape, generator=generator), 0)
+    split = tiny_sequences(seed=seed).split(max_len=TINY["max_len"])
     return EpochContext(
-        epoch=epoch, seed=seed, train_input=inputs, train_target=targets, batch_size=7, device=torch.device("cpu")
+        epoch=epoch,
+        seed=seed,
+        train_input=split.train_input,
+        train_target=split.train_target,
+        batch_size=7,
+        device=torch.device("cpu"),
+        train_sequences=split.train_sequences,
     )

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from model_helpers import VOCAB, epoch_context, settings_for, tiny_batch
+from model_helpers import VOCAB, epoch_context, settings_for, tiny_batch, tiny_sequences
 
 from elcrec.models.base import RecommenderModel, encode_in_blocks, mean_pooled_users
 from elcrec.models.registry import MODELS, build, model_class
@@ -20,6 +20,7 @@ def test_interface_conformance(name):
     torch.manual_seed(0)
     model = build(name, VOCAB, settings_for(name), n_users=20)
     assert isinstance(model, RecommenderModel) and model.name == name
+    model.prepare(tiny_sequences())
     model.on_epoch_start(epoch_context())
     model.train()
     losses = model.loss(tiny_batch())

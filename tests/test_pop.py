@@ -6,15 +6,17 @@ from model_helpers import VOCAB, epoch_context, settings_for
 from elcrec.models.registry import build
 
 
-def test_scores_are_the_counts_in_the_training_interactions():
+def test_scores_are_the_counts_in_all_training_interactions():
     model = build("pop", VOCAB, settings_for("pop"))
     context = epoch_context()
     model.on_epoch_start(context)
-    items = torch.cat([context.train_input, context.train_target[:, -1:]], dim=1)  # s_1..s_{n-2}
-    items = items[items > 0]
+    every = torch.from_numpy(context.train_sequences.items)  # s_1..s_{n-2}, uncut
+    cut = torch.cat([context.train_input, context.train_target[:, -1:]], dim=1)  # the last max_len + 1 only
+    cut = cut[cut > 0]
+    assert len(cut) < len(every)  # the fixture has users longer than the window
     scores = model.score({"input": context.train_input[:3], "users": torch.arange(3)})
     assert scores.shape == (3, VOCAB) and torch.equal(scores[0], scores[2])
-    assert scores[0].tolist() == torch.bincount(items, minlength=VOCAB).float().tolist()
+    assert scores[0].tolist() == torch.bincount(every, minlength=VOCAB).float().tolist()
     assert scores[0, 0] == 0  # padding is never counted
     assert list(model.parameters()) == [] and model.loss({"input": context.train_input})["total"] == 0
 

@@ -64,3 +64,13 @@ def test_malformed_sequence_files(tmp_path, lines, expected):
     path = write_lines(tmp_path / "bad.txt", lines)
     with pytest.raises(ElcrecError, match=expected):
         SequenceData.load(path)
+
+
+def test_training_part_holds_s1_to_sn_minus_2_uncut_and_never_a_held_out_item():
+    data = SequenceData.from_sequences([np.arange(1, 61), np.array([7, 8, 9])])
+    split = data.split(max_len=5)
+    part = split.train_sequences
+    assert part.sequence(0).tolist() == list(range(1, 59)) and part.sequence(1).tolist() == [7]
+    assert part.user_ids.tolist() == data.user_ids.tolist()
+    held_out = {int(split.valid_target[0]), int(split.test_target[0])}
+    assert held_out == {59, 60} and not held_out & set(part.sequence(0).tolist())

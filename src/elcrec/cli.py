@@ -105,8 +105,9 @@ def _evaluate(args: argparse.Namespace) -> None:
     from elcrec.training import load_model_file
 
     device = resolve_device(args.device)
-    model, record = load_model_file(args.model_file, device)
-    split = SequenceData.load(args.sequences).split(max_len=record["settings"]["max_len"])
+    data = SequenceData.load(args.sequences)
+    model, record = load_model_file(args.model_file, device, data.training_part())
+    split = data.split(max_len=record["settings"]["max_len"])
     if split.vocab_size != record["vocab_size"]:
         raise ElcrecError(
             f"{args.model_file} has {record['vocab_size']} vocabulary rows but {args.sequences} needs "

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from elcrec import ElcrecError, snapshots
 from elcrec.data.batches import ItemSets, training_batches
-from elcrec.data.sequences import Split
+from elcrec.data.sequences import SequenceData, Split
 from elcrec.evaluation import EvaluationResult, evaluate
 from elcrec.fileio import atomic_path, write_json_atomic, write_text_atomic
 from elcrec.models.base import EpochContext, RecommenderModel
@@ -79,7 +79,11 @@ def save_model_file(
         torch.save(record, temporary)
 
 
-def load_model_file(path: str | Path, device: torch.device | str = "cpu") -> tuple[RecommenderModel, dict]:
+def load_model_file(
+    path: str | Path, device: torch.device | str = "cpu", train_sequences: SequenceData | None = None
+) -> tuple[RecommenderModel, dict]:
+    """The model of a model file, prepared with `train_sequences` (the training interactions of the
+    split it is evaluated on) when given: models with data-derived structures (item graphs) need them."""
     path = Path(path)
     if not path.is_file():
         raise ElcrecError(f"{path}: model file not found")
@@ -87,6 +91,8 @@ def load_model_file(path: str | Path, device: torch.device | str = "cpu") -> tup
     if not isinstance(record, dict) or not {"model", "vocab_size", "settings", "state"} <= set(record):
         raise ElcrecError(f"{path}: not an elcrec model file (expected model, vocab_size, settings, state)")
     model = build(record["model"], record["vocab_size"], record["settings"], record.get("n_users", 0))
+    if train_sequences is not None:
+        model.prepare(train_sequences)
     model.load_state_dict(record["state"])
     return model.to(device), record
 
@@ -101,7 +107,9 @@ class Trainer:
         self.device = resolve_device(settings["device"])
         torch.manual_seed(seed)
         self.generator = torch.Generator().manual_seed(seed)
-        self.model = build(model_name, split.vocab_size, settings, split.n_users).to(self.device)
+        self.model = build(model_name, split.vocab_size, settings, split.n_users)
+        self.model.prepare(split.train_sequences)  # before .to(device): its buffers move with the model
+        self.model.to(self.device)
         parameters = list(self.model.parameters())
         # a model without parameters (`pop`) is fitted in on_epoch_start and takes no steps
         self.optimizer = None
@@ -145,6 +153,7 @@ class Trainer:
             self.split.train_target,
             self.settings["eval_batch_size"],
             self.device,
+            self.split.train_sequences,
         )
         self.model.on_epoch_start(context)
         self.model.train()

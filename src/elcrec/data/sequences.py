@@ -142,7 +142,15 @@ class SequenceData:
             valid_history=_history(self.items, starts, ends - 2),
             test_history=_history(self.items, starts, ends - 1),
             full_history=_history(self.items, starts, ends),
+            train_sequences=self.training_part(),
         )
+
+    def training_part(self) -> SequenceData:
+        """Every user's training interactions s_1..s_{n-2} (the split's validation and test items dropped)."""
+        starts, ends = self.offsets[:-1], self.offsets[1:]
+        keep = np.maximum(ends - starts - 2, 0)
+        offsets = np.concatenate([[0], np.cumsum(keep)])
+        return SequenceData(user_ids=self.user_ids, items=self.items[_ranges(starts, starts + keep)], offsets=offsets)
 
     def _window(self, starts: np.ndarray, ends: np.ndarray, max_len: int) -> torch.Tensor:
         """items[start:end] per row, cut to the last max_len and left-padded with 0."""
@@ -161,10 +169,16 @@ class History:
     lengths: torch.Tensor
 
 
+def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The flat indices of every range [start, end), concatenated in order."""
+    lengths = ends - starts
+    return np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths) + np.repeat(starts, lengths)
+
+
 def _history(items: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> History:
     lengths = ends - starts
     rows = np.repeat(np.arange(len(starts)), lengths)
-    flat = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths) + np.repeat(starts, lengths)
+    flat = _ranges(starts, ends)
     return History(
         rows=torch.from_numpy(rows.astype(np.int64)),
         items=torch.from_numpy(items[flat].astype(np.int64)),
@@ -190,6 +204,9 @@ class Split:
     valid_history: History
     test_history: History
     full_history: History
+    # every user's training interactions s_1..s_{n-2}, uncut, in time order: all a model may learn
+    # from outside the batches (popularity counts, item graphs); never a validation or test item
+    train_sequences: SequenceData
 
 
 def dataset_stats(path: str | Path, sources: list[dict], steps: dict | None, spec: dict) -> dict:

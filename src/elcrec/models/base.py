@@ -2,8 +2,11 @@
 
 A model is built as `Model(vocab_size, settings)`. `loss(batch)` returns named loss tensors,
 "total" among them (the others are logged per epoch); `score(batch)` returns [batch, vocab]
-scores for full-ranking evaluation. `on_epoch_start(context)` is an optional hook (e.g. the
-k-means of ICLRec and of ELCRec's initialisation). A model that sets `needs_views` gets two
+scores for full-ranking evaluation. `prepare(train_sequences)` is called once, before training
+and before a saved model is scored, with every user's training interactions (models that derive
+fixed structures from them, such as item graphs, build them here as non-persistent buffers, so a
+model file never carries them and they are rebuilt from the data). `on_epoch_start(context)` is an
+optional hook (e.g. the k-means of ICLRec and of ELCRec's initialisation). A model that sets `needs_views` gets two
 augmented views of every training input in `batch["views"]` ([2b, max_len], view one first).
 """
 
@@ -15,6 +18,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from elcrec.data.sequences import SequenceData
 from elcrec.models.backbone import Backbone, BackboneSettings
 
 Batch = dict[str, torch.Tensor]
@@ -30,6 +34,7 @@ class EpochContext:
     train_target: torch.Tensor  # [users, max_len]: the next item of every input position
     batch_size: int
     device: torch.device
+    train_sequences: SequenceData | None = None  # s_1..s_{n-2} of every user, uncut (Split.train_sequences)
 
 
 class RecommenderModel(nn.Module):
@@ -43,6 +48,9 @@ class RecommenderModel(nn.Module):
 
     def score(self, batch: Batch) -> torch.Tensor:
         raise NotImplementedError
+
+    def prepare(self, train_sequences: SequenceData) -> None:
+        """Called once with every user's training interactions s_1..s_{n-2}; nothing by default."""
 
     def on_epoch_start(self, context: EpochContext) -> None:
         """Called by the training loop before every epoch; nothing by default."""

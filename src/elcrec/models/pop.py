@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import torch
 
-from elcrec.models.base import Batch, EpochContext, RecommenderModel, training_items
+from elcrec.models.base import Batch, EpochContext, RecommenderModel
 from elcrec.models.registry import register
 
 
@@ -23,8 +23,7 @@ class Pop(RecommenderModel):
 
     def on_epoch_start(self, context: EpochContext) -> None:
         if context.epoch == 0:
-            items = training_items({"input": context.train_input, "target": context.train_target})
-            items = items[items > 0]
+            items = torch.from_numpy(context.train_sequences.items)  # uncut: every training interaction
             counts = torch.bincount(items, minlength=len(self.counts)).to(self.counts)
             self.counts.copy_(counts)
 
