@@ -11,6 +11,7 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/reference.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
 

@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES, SHARED
+from conftest import FIXTURES, fetched
 
 from elcrec import ElcrecError
 from elcrec.data.sequences import SequenceData
@@ -151,11 +151,10 @@ def test_history_csv_takes_the_union_of_columns():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (SHARED / "data" / "benchmark" / "Beauty.txt").exists(), reason="needs ../shared")
-def test_sasrec_learns_on_the_real_beauty_file():
+def test_sasrec_learns_on_the_real_beauty_file(tmp_path):
     # measured: valid NDCG@20 0.0111 after epoch 0 and 0.0123 after epoch 1 (2 layers, seed 1);
     # a model that does not learn stays near 20 / 12103 ~ 0.0007
-    beauty = SequenceData.load(SHARED / "data" / "benchmark" / "Beauty.txt").split(max_len=50)
+    beauty = SequenceData.load(fetched("beauty", "Beauty.txt", tmp_path)).split(max_len=50)
     trainer = Trainer(beauty, "sasrec", model_defaults("sasrec") | {"epochs": 2, "device": "cpu"}, 1)
     trainer.fit(log=lambda line: None)
     assert trainer.history[-1]["valid_NDCG@20"] > 0.008

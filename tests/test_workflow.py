@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SHARED
+from conftest import REPO, mirror_with
 
 PROTOCOL_STATS = {  # PROTOCOL.md "Data": users / items / interactions
     "beauty": ("Beauty.txt", 22363, 12101, 198502),
@@ -43,18 +43,20 @@ def test_lint_is_clean():
 def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
     result = snakemake("-n", workdir=tmp_path)
     assert result.returncode == 0, result.stderr
-    # 4 benchmark files + ml-1m.zip + the two MIND zips; one sequence file per dataset;
+    # 4 benchmark files + ml-1m.zip + the two MIND zips + the 4 released checkpoints (rule
+    # `reference` imports and evaluates each); one sequence file per dataset;
     # the experiment grid of config.yaml: Table 1 (9 implemented models) 108, the ablation 48
     # (12 shared with Table 1), sensitivity 36 (4 shared), cost 8, departures 72, domains 12: 268 runs
     assert job_counts(result.stdout) == {
-        "download": 7,
+        "download": 11,
         "sequences": 6,
         "train": 268,
+        "reference": 4,
         "analyse": 1,
         "scale": 1,
         "report": 1,
         "all": 1,
-        "total": 285,
+        "total": 293,
     }
     assert "results/runs/beauty/elcrec/B+ICL/seed3/metrics.json" in result.stdout
     assert "experiment table1: 108 runs (12 shared with other experiments), 60 pending" in result.stderr
@@ -193,16 +195,30 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
     assert after == before and (tmp_path / "results/report/report.html").exists()
 
 
-@pytest.mark.skipif(not (SHARED / "data" / "benchmark").is_dir(), reason="../shared is not beside the checkout")
 def test_paper_route_reproduces_the_benchmark_files_bit_for_bit(tmp_path):
+    from elcrec.data.registry import load_registry
+
+    registry = load_registry([REPO / "config" / "datasets.yaml"])
+    sums = {s["name"]: s["sha256"] for name in PROTOCOL_STATS for s in registry[name]["routes"]["paper"]["sources"]}
+    mirror = mirror_with(tmp_path / "mirror", *(filename for filename, *_ in PROTOCOL_STATS.values()))
     targets = [f"resources/sequences/{name}.stats.json" for name in PROTOCOL_STATS]
-    mirror = f"mirror_dir={SHARED / 'data' / 'benchmark'}"
-    result = snakemake("--cores", "2", "--config", mirror, "--", *targets, workdir=tmp_path)
+    result = snakemake("--cores", "2", "--config", f"mirror_dir={mirror}", "--", *targets, workdir=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    sums = dict(line.split()[::-1] for line in (SHARED / "data/benchmark/SHA256SUMS").read_text().splitlines())
     for name, (filename, users, items, interactions) in PROTOCOL_STATS.items():
         produced = (tmp_path / f"resources/sequences/{name}.txt").read_bytes()
         assert hashlib.sha256(produced).hexdigest() == sums[filename]
         stats = json.loads((tmp_path / f"resources/sequences/{name}.stats.json").read_text())
         assert (stats["users"], stats["items"], stats["interactions"]) == (users, items, interactions)
         assert stats["sources"][0]["verification"] == "registry checksum"
+
+
+def test_rule_reference_evaluates_the_released_beauty_checkpoint_to_table_1(tmp_path):
+    mirror = mirror_with(tmp_path / "mirror", "Beauty.txt", "ELCRec-Beauty-1.pt")
+    target = "results/reference/beauty/metrics.json"
+    result = snakemake("--cores", "2", "--config", f"mirror_dir={mirror}", "--", target, workdir=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / target).read_text())["metrics"]
+    published = {"HR@5": 0.0529, "NDCG@5": 0.0355, "HR@20": 0.1079, "NDCG@20": 0.0509}  # Table 1
+    assert {name: round(metrics[name], 4) for name in published} == published
+    record = json.loads((tmp_path / "resources/provenance/beauty/ELCRec-Beauty-1.pt.json").read_text())
+    assert record["verification"] == "registry checksum"

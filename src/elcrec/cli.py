@@ -238,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=_evaluate)
 
     reference = commands.add_parser("import-reference", help="the authors' ELCRec state dict -> an elcrec model file")
-    reference.add_argument("state_dict", help="e.g. ../shared/reference/ELCRec-Beauty-1.pt")
+    reference.add_argument(
+        "state_dict", help="the authors' state dict, e.g. resources/raw/beauty/ELCRec-Beauty-1.pt (from rule reference)"
+    )
     reference.add_argument("--layers", type=int, required=True)
     reference.add_argument("--clusters", type=int, required=True)
     reference.add_argument("--output", required=True, help="model file to write")

@@ -15,7 +15,14 @@ REPO = Path(workflow.basedir).resolve()
 sys.path.insert(0, str(REPO / "src"))
 
 from elcrec import RUN_DIR, ElcrecError  # noqa: E402
-from elcrec.data.registry import interaction_sources, load_registry, resolve_dataset, source_of  # noqa: E402
+from elcrec.data.registry import (  # noqa: E402
+    interaction_sources,
+    load_registry,
+    reference_sources,
+    resolve_dataset,
+    source_of,
+)
+from elcrec.settings import resolve as resolve_settings  # noqa: E402
 from elcrec.experiments import RunKey, expand as expand_grid, summary as grid_summary  # noqa: E402
 from elcrec.report.tables import TABLE_NAMES  # noqa: E402
 
@@ -123,5 +130,24 @@ REPORT_TEMPLATES = sorted(str(path) for path in (REPO / "reports" / "templates")
 REPORT_TARGETS = ["results/report/report.html", "results/report/report.md"]
 
 
+# the authors' released checkpoints: datasets whose chosen route names one (role `reference`)
+REFERENCE_DATASETS = [name for name in DATASETS if reference_sources(SPECS[name])]
+
+
+def reference_checkpoint(wildcards):
+    if wildcards.dataset not in REFERENCE_DATASETS:
+        raise WorkflowError(f"dataset {wildcards.dataset!r}: its route has no released checkpoint (role `reference`)")
+    return f"resources/raw/{wildcards.dataset}/{reference_sources(SPECS[wildcards.dataset])[0]}"
+
+
+def reference_setting(wildcards, name):
+    """The released model's shape: the dataset's ELCRec settings of the config (layers, clusters)."""
+    return resolve_settings(config, wildcards.dataset, "elcrec", "ELCRec")[name]
+
+
+def reference_targets():
+    return [f"results/reference/{name}/metrics.json" for name in REFERENCE_DATASETS]
+
+
 def all_targets():
-    return sequence_targets() + run_targets() + REPORT_TARGETS
+    return sequence_targets() + run_targets() + reference_targets() + REPORT_TARGETS

@@ -19,6 +19,7 @@ from elcrec import ElcrecError
 from elcrec.data.download import Source
 
 INTERACTIONS = "interactions"
+REFERENCE = "reference"
 
 
 def load_registry(paths: list[str | Path]) -> dict:
@@ -88,3 +89,8 @@ def source_of(spec: dict, filename: str) -> Source:
 
 def interaction_sources(spec: dict) -> list[str]:
     return [source["name"] for source in spec["sources"] if source.get("role", INTERACTIONS) == INTERACTIONS]
+
+
+def reference_sources(spec: dict) -> list[str]:
+    """The authors' released model files for this route's data (role `reference`): rule `reference`."""
+    return [source["name"] for source in spec["sources"] if source.get("role") == REFERENCE]

@@ -1,4 +1,5 @@
-"""Import the authors' released ELCRec checkpoint (shared/reference/README.md) into our modules.
+"""Import the authors' released ELCRec checkpoints into our modules (yueliu1999/ELCRec,
+`src/output/ELCRec-<Dataset>-1.pt`; rule `reference` fetches, imports and evaluates them).
 
 Their layout follows the ICLRec code: `item_encoder.layer.N.attention.{query,key,value,dense,
 LayerNorm}`, `...intermediate.{dense_1,dense_2,LayerNorm}`, `item_embeddings`,
