@@ -1,5 +1,6 @@
 """report/render.py: the HTML and Markdown reports from tables (fake runs -> analyse -> render)."""
 
+import json
 import re
 from html.parser import HTMLParser
 
@@ -8,7 +9,7 @@ from conftest import REPO
 from run_helpers import write_run
 
 from elcrec import ElcrecError
-from elcrec.report import render, tables
+from elcrec.report import claims, render, tables
 from elcrec.stats import load_paper
 
 PAPER_SECTIONS = [f"table{n}" for n in range(1, 13)] + [f"figure{n}" for n in range(1, 7)]
@@ -58,8 +59,20 @@ def report(tmp_path_factory):
     write_run(root / "runs", "beauty", "elcrec", "alpha-0.1", 1, 0.4, settings={"alpha": 0.1})
     write_run(root / "runs", "beauty", "iclrec", "tuned", 1, 0.41)  # a named departure, Table 1 column present
     write_run(root / "runs", "beauty", "bprmf", "lr1e-3", 1, 0.15)  # its Table 1 column has no run
+    released = {"HR@5": 0.0529, "NDCG@5": 0.0355, "HR@20": 0.1079, "NDCG@20": 0.0509}  # Beauty: the paper's row
+    (root / "reference" / "beauty").mkdir(parents=True)
+    (root / "reference" / "beauty" / "metrics.json").write_text(json.dumps({"metrics": released}))
+    (root / "reference" / "toys").mkdir(parents=True)
+    (root / "reference" / "toys" / "metrics.json").write_text(json.dumps({"metrics": released}))  # not Toys' row
     paper = load_paper(REPO / "config" / "paper.yaml")
-    built = tables.build(root / "runs", root / "sequences", paper, [1, 2], {"sasrec", "cl4srec", "iclrec", "elcrec"})
+    built = tables.build(
+        root / "runs",
+        root / "sequences",
+        paper,
+        [1, 2],
+        {"sasrec", "cl4srec", "iclrec", "elcrec"},
+        paper_claims=claims.load(REPO / "config" / "claims.yaml"),
+    )
     tables.write(built, root / "tables")
     scale_rows = ["method,users,seconds,encode_seconds,kmeans_seconds,epoch_seconds,peak_memory_mb,device"]
     for users in (1000, 10000):
@@ -133,3 +146,22 @@ def test_number_formatting_never_invents_values():
     assert render.number(0.12345) == "0.1235" and render.number(3.0, 0) == "3"
     assert render.pvalue(None) == "n/a" and render.pvalue(0.000123) == "1.23e-04"
     assert render.percent(12.345) == "+12.35%" and render.percent(float("nan")) == "–"
+
+
+def test_table1_shows_the_released_checkpoints_and_how_the_paper_row_relates(report):
+    html, markdown = report["html"], report["markdown"]
+    assert html.count('<td class="label">ELCRec, released checkpoint</td>') == 2
+    assert markdown.count("| ELCRec, released checkpoint |") == 2
+    beauty = html.split('id="table1-beauty-released"')[1].split("</p>")[0]
+    assert "equals this released checkpoint's test metrics on all four metrics" in beauty
+    toys = html.split('id="table1-toys-released"')[1].split("</p>")[0]
+    assert "differs from the released checkpoint in HR@5 (paper 0.0585, released 0.0529)" in toys
+    sports = html.split('id="table1-sports-released"')[1].split("</p>")[0]
+    assert "No released checkpoint was evaluated" in sports
+
+
+def test_the_claims_section_lists_every_claim_with_a_verdict(report):
+    listed = claims.load(REPO / "config" / "claims.yaml")
+    section = report["html"].split('id="claims"')[1].split("<h2")[0]
+    assert section.count("<tr id=\"claim-") == len(listed)
+    assert "not yet testable" in section and "## The paper's claims" in report["markdown"]

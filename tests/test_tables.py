@@ -137,3 +137,16 @@ def test_a_broken_metrics_file_is_named(tmp_path, paper):
 
     with pytest.raises(ElcrecError, match="metrics.json"):
         tables.build(tmp_path, tmp_path, paper, [1], REGISTERED)
+
+
+def test_released_checkpoints_beside_the_paper_row(tmp_path, built):
+    _, result = built
+    (tmp_path / "reference" / "beauty").mkdir(parents=True)
+    printed = {"HR@5": 0.05294, "NDCG@5": 0.03546, "HR@20": 0.1079, "NDCG@20": 0.0511}  # NDCG@20 is not the paper's
+    (tmp_path / "reference" / "beauty" / "metrics.json").write_text(json.dumps({"metrics": printed}))
+    released = tables.released_checkpoints(tmp_path / "reference", result["table1"]).set_index(["dataset", "metric"])
+    beauty = released.loc["beauty"]
+    assert beauty["status"].tolist() == ["ok"] * 4 and beauty.loc["HR@5", "released"] == pytest.approx(0.05294)
+    assert beauty["equals_paper"].tolist() == [True, True, True, False]  # HR@5, HR@20, NDCG@5 round to the paper's
+    assert beauty.loc["HR@5", "ours_mean"] == pytest.approx(0.48) and beauty.loc["HR@5", "ours_seeds"] == 2
+    assert set(released.loc["sports", "status"]) == {"missing"}

@@ -173,11 +173,21 @@ def _scale(args: argparse.Namespace) -> None:
 
 def _analyse(args: argparse.Namespace) -> None:
     from elcrec.models.registry import registered
-    from elcrec.report import tables
+    from elcrec.report import claims, tables
     from elcrec.stats import load_paper
 
     paper = load_paper(args.paper)
-    built = tables.build(args.runs, args.sequences_dir, paper, args.seeds, set(registered()), args.tolerance)
+    paper_claims = claims.load(args.claims)
+    built = tables.build(
+        args.runs,
+        args.sequences_dir,
+        paper,
+        args.seeds,
+        set(registered()),
+        args.tolerance,
+        paper_claims,
+        args.reference,
+    )
     tables.write(built, args.out)
     print(f"{args.out}: {len(built)} tables from {len(built['runs'])} runs", file=sys.stderr)
 
@@ -266,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     analyse.add_argument("--runs", default="results/runs", help="root of the run directories")
     analyse.add_argument("--sequences-dir", default="resources/sequences", help="where the {dataset}.stats.json are")
     analyse.add_argument("--paper", default="config/paper.yaml", help="the published numbers")
+    analyse.add_argument("--claims", default="config/claims.yaml", help="the paper's claims and their verdict rules")
+    analyse.add_argument(
+        "--reference", default="results/reference", help="rule reference's evaluations of the released checkpoints"
+    )
     analyse.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds every table cell should have")
     analyse.add_argument("--tolerance", type=float, default=5.0, help="relative gap (%%) that flags a number")
     analyse.add_argument("--out", default="results/tables")

@@ -7,6 +7,8 @@ rule analyse:
         runs=run_targets(),
         stats=[f"resources/sequences/{name}.stats.json" for name in DATASETS],
         paper=PAPER_FILE,
+        claims=CLAIMS_FILE,
+        reference=reference_targets(),
     output:
         [f"results/tables/{name}.csv" for name in TABLE_NAMES],
     params:
@@ -19,6 +21,7 @@ rule analyse:
         "../../envs/elcrec.yaml"
     shell:
         "{params.elcrec} analyse --runs results/runs --sequences-dir resources/sequences --paper {input.paper:q}"
+        " --claims {input.claims:q} --reference results/reference"
         " --seeds {params.seeds} --tolerance {params.tolerance} --out results/tables 2> {log:q}"
 
 

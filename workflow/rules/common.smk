@@ -126,6 +126,7 @@ def run_targets():
 
 # the analysis stage's files and the report's inputs (absolute: the working directory may be elsewhere)
 PAPER_FILE = str(REPO / "config" / "paper.yaml")
+CLAIMS_FILE = str(REPO / "config" / "claims.yaml")
 REPORT_TEMPLATES = sorted(str(path) for path in (REPO / "reports" / "templates").iterdir())
 REPORT_TARGETS = ["results/report/report.html", "results/report/report.md"]
 

@@ -19,6 +19,7 @@ from elcrec import ElcrecError
 from elcrec.fileio import write_text_atomic
 from elcrec.report import figures as figure_module
 from elcrec.report import tables as table_module
+from elcrec.report.claims import VERDICTS
 
 TEMPLATES = Path(__file__).resolve().parents[3] / "reports" / "templates"
 
@@ -49,7 +50,34 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     ]
 
 
-def _table1_blocks(table1: pd.DataFrame, tests: pd.DataFrame) -> list[dict]:
+def _released(released: pd.DataFrame, dataset: str) -> dict:
+    """The released checkpoint's row of one dataset and how the paper's ELCRec row relates to it,
+    decided from the numbers."""
+    rows = released[released["dataset"] == dataset].set_index("metric").reindex(table_module.METRICS).reset_index()
+    cells = _records(rows)
+    evaluated = [cell for cell in cells if cell["status"] == "ok"]
+    if not evaluated:
+        relation = (
+            "No released checkpoint was evaluated for this dataset (rule `reference`: the dataset's paper route "
+            "names one)."
+        )
+    elif all(cell["equals_paper"] for cell in evaluated) and len(evaluated) == len(cells):
+        relation = (
+            "The paper's ELCRec row equals this released checkpoint's test metrics on all four metrics (to the "
+            "printed 4 decimals): it is the result of this single released model, although the paper's appendix "
+            "describes its numbers as means over three seeds."
+        )
+    else:
+        differing = [
+            f"{cell['metric']} (paper {number(cell['paper'])}, released {number(cell['released'])})"
+            for cell in evaluated
+            if not cell["equals_paper"]
+        ]
+        relation = "The paper's ELCRec row differs from the released checkpoint in " + ", ".join(differing) + "."
+    return {"metrics": cells, "evaluated": bool(evaluated), "relation": relation}
+
+
+def _table1_blocks(table1: pd.DataFrame, tests: pd.DataFrame, released: pd.DataFrame) -> list[dict]:
     blocks = []
     for dataset in table_module.TABLE1_DATASETS:
         rows = table1[table1["dataset"] == dataset]
@@ -66,7 +94,14 @@ def _table1_blocks(table1: pd.DataFrame, tests: pd.DataFrame) -> list[dict]:
                     "metrics": _records(cells.reset_index()),
                 }
             )
-        blocks.append({"dataset": dataset, "columns": columns, "tests": _records(tests[tests["dataset"] == dataset])})
+        blocks.append(
+            {
+                "dataset": dataset,
+                "columns": columns,
+                "tests": _records(tests[tests["dataset"] == dataset]),
+                "released": _released(released, dataset),
+            }
+        )
     return blocks
 
 
@@ -180,6 +215,13 @@ def _missing_by_table(missing: pd.DataFrame) -> dict[str, dict]:
     }
 
 
+def _claims(claims: pd.DataFrame) -> dict:
+    """The claims in the paper's order, and how many of each verdict."""
+    rows = _records(claims)
+    counts = {verdict: sum(row["verdict"] == verdict for row in rows) for verdict in VERDICTS}
+    return {"rows": rows, "counts": counts}
+
+
 def _data_uri(path: Path | None) -> str | None:
     if path is None:
         return None
@@ -193,7 +235,7 @@ def context(tables: dict[str, pd.DataFrame], figure_paths: dict[str, Path | None
     return {
         "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "summary": _summary(tables),
-        "table1": _table1_blocks(tables["table1"], tables["table1_tests"]),
+        "table1": _table1_blocks(tables["table1"], tables["table1_tests"], tables["released"]),
         "table10": _records(tables["table10"]),
         "table8": _records(tables["table8"]),
         "table9": _records(tables["table9"]),
@@ -204,6 +246,7 @@ def context(tables: dict[str, pd.DataFrame], figure_paths: dict[str, Path | None
         "masking": _masking(tables["masking"]),
         "departures": _departures(tables["departures"]),
         "missing": _missing_by_table(tables["missing"]),
+        "claims": _claims(tables["claims"]),
         "provenance": _provenance(tables["runs"]),
         "figures": {
             name: {"uri": _data_uri(path), "file": path.relative_to(out_dir).as_posix() if path else None}

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from elcrec import RUN_DIR, ElcrecError, stats
-from elcrec.report import datasets, evidence
+from elcrec.report import claims, datasets, evidence
 
 METRICS = ["HR@5", "HR@20", "NDCG@5", "NDCG@20"]
 TABLE1_DATASETS = datasets.BENCHMARKS
@@ -43,6 +43,8 @@ TABLE_NAMES = [
     "departures",
     "tsne",
     "missing",
+    "released",
+    "claims",
 ]
 # one row of table1_tests.csv: best vs runner-up of one dataset and metric
 TEST_COLUMNS = [
@@ -377,6 +379,33 @@ def missing_runs(tables: dict[str, pd.DataFrame], seeds: list[int], registered: 
     return pd.DataFrame(rows, columns=["table", "dataset", "model", "variant", "seed", "status", "target"])
 
 
+RELEASED_COLUMNS = ["dataset", "metric", "paper", "released", "status", "equals_paper", "ours_mean", "ours_seeds"]
+PRINTED_DIGITS = 4  # the paper prints 4 decimals
+
+
+def released_checkpoints(reference_root: str | Path, table1: pd.DataFrame) -> pd.DataFrame:
+    """The authors' released ELCRec checkpoints (rule `reference`: results/reference/{dataset}/
+    metrics.json) beside the paper's ELCRec row and our ELCRec runs, and whether the paper's number is
+    the released model's, printed to 4 decimals."""
+    rows = []
+    elcrec = table1[table1["column"] == "ELCRec"]
+    for dataset in TABLE1_DATASETS:
+        path = Path(reference_root) / dataset / "metrics.json"
+        metrics = json.loads(path.read_text(encoding="utf-8"))["metrics"] if path.is_file() else None
+        for metric in METRICS:
+            ours = elcrec[(elcrec["dataset"] == dataset) & (elcrec["metric"] == metric)]
+            paper = float(ours["paper"].iloc[0]) if len(ours) and pd.notna(ours["paper"].iloc[0]) else None
+            row = {"dataset": dataset, "metric": metric, "paper": paper, "status": "missing"}
+            if len(ours) and ours["status"].iloc[0] == "ok":
+                row |= {"ours_mean": float(ours["mean"].iloc[0]), "ours_seeds": int(ours["seeds"].iloc[0])}
+            if metrics is not None:
+                released = float(metrics[metric])
+                equal = paper is not None and round(released, PRINTED_DIGITS) == round(paper, PRINTED_DIGITS)
+                row |= {"released": released, "status": "ok", "equals_paper": equal}
+            rows.append(row)
+    return pd.DataFrame(rows, columns=RELEASED_COLUMNS)
+
+
 def build(
     runs_root: str | Path,
     sequences_dir: str | Path,
@@ -384,7 +413,10 @@ def build(
     seeds: list[int],
     registered: set[str],
     tolerance_pct: float = 5.0,
+    paper_claims: list[dict] | None = None,
+    reference_root: str | Path | None = None,
 ) -> dict[str, pd.DataFrame]:
+    """Every table of the report; `paper_claims` (config/claims.yaml) are checked against them last."""
     runs = run_records(runs_root)
     tidy = stats.collect_runs(runs_root)
     tables = {"runs": runs}
@@ -400,6 +432,8 @@ def build(
     tables["departures"] = evidence.departures(runs, tables["table1"], skip_variants=(COST_VARIANT, *ABLATION_VARIANTS))
     tables["tsne"] = evidence.tsne(runs)
     tables["missing"] = missing_runs(tables, seeds, registered)
+    tables["released"] = released_checkpoints(reference_root or Path(runs_root).parent / "reference", tables["table1"])
+    tables["claims"] = claims.check(paper_claims or [], tables, tolerance_pct)
     return tables
 
 
