@@ -2,8 +2,7 @@ import pytest
 import torch
 from model_helpers import VOCAB, settings_for, tiny_batch
 
-from elcrec.models.cl4srec import flattened_info_nce
-from elcrec.models.losses import info_nce
+from elcrec.models.losses import flattened_info_nce, info_nce
 from elcrec.models.registry import build
 
 

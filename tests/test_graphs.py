@@ -78,3 +78,50 @@ def test_within_hops_is_reachability_in_at_most_that_many_steps():
     assert set(map(tuple, two.nonzero().tolist())) == {(0, 1), (1, 2), (2, 3), (3, 4), (0, 2), (1, 3), (2, 4)}
     assert set(two.unique().tolist()) == {0.0, 1.0}
     assert torch.equal(within_hops(chain.to_sparse(), 1).to_dense(), (chain > 0).float())
+
+
+def test_within_distance_links_items_up_to_that_many_positions_apart_in_both_directions():
+    from elcrec.data.graphs import within_distance
+
+    graph = within_distance(hand_made(), VOCAB, 2)
+    # user 1 (1 2 3 1 2): gap 1: 1-2, 2-3, 3-1, 1-2; gap 2: 1-3, 2-1, 3-2; user 2 (2 3): 2-3;
+    # user 3 (4 4 5): gap 1: 4-4, 4-5; gap 2: 4-5. Every pair counted in both directions.
+    expected = {(1, 2): 3.0, (2, 3): 3.0, (1, 3): 2.0, (4, 4): 2.0, (4, 5): 2.0}
+    expected |= {(b, a): v for (a, b), v in expected.items()}
+    assert edges(graph) == expected
+    one = within_distance(hand_made(), VOCAB, 1)
+    assert torch.equal(one.to_dense(), symmetrised(transition_counts(hand_made(), VOCAB)).to_dense())
+    # a gap longer than every sequence adds nothing
+    assert torch.equal(
+        within_distance(hand_made(), VOCAB, 9).to_dense(), within_distance(hand_made(), VOCAB, 4).to_dense()
+    )
+    with pytest.raises(ValueError, match="distance"):
+        within_distance(hand_made(), VOCAB, 0)
+
+
+def test_item_cosine_similarity_is_the_cosine_of_user_count_columns():
+    from elcrec.data.graphs import item_cosine_similarity
+
+    graph = item_cosine_similarity(hand_made(), VOCAB)
+    # user x item counts: user 1 has 1:2, 2:2, 3:1; user 2 has 2:1, 3:1; user 3 has 4:2, 5:1
+    counts = torch.zeros(3, VOCAB, dtype=torch.float64)
+    for user, item, count in [(0, 1, 2), (0, 2, 2), (0, 3, 1), (1, 2, 1), (1, 3, 1), (2, 4, 2), (2, 5, 1)]:
+        counts[user, item] = count
+    norms = counts.norm(dim=0)
+    expected = (counts.T @ counts) / torch.where(norms > 0, norms, 1)[:, None] / torch.where(norms > 0, norms, 1)
+    assert torch.allclose(graph.to_dense().double(), expected, atol=1e-6)
+    # by hand: cos(1, 2) = (2*2) / (2 * sqrt(5)); cos(2, 3) = (2*1 + 1*1) / (sqrt(5) * sqrt(2)); 1 and 4 share no user
+    assert edges(graph)[(1, 2)] == pytest.approx(4 / (2 * 5**0.5))
+    assert edges(graph)[(2, 3)] == pytest.approx(3 / (5**0.5 * 2**0.5))
+    assert (1, 4) not in edges(graph) and (6, 6) not in edges(graph)  # the mask id 6 has no interaction
+    assert all(edges(graph)[(item, item)] == pytest.approx(1.0) for item in range(1, 6))
+
+
+def test_with_diagonal_replaces_every_self_loop_except_the_padding_row():
+    from elcrec.data.graphs import with_diagonal
+
+    graph = with_diagonal(symmetrised(transition_counts(hand_made(), VOCAB)), 1.0)
+    expected = {key: value for key, value in edges(symmetrised(transition_counts(hand_made(), VOCAB))).items()}
+    expected[(4, 4)] = 1.0  # was 2 (the repeat 4 4, both directions)
+    expected |= {(item, item): 1.0 for item in range(1, VOCAB)}
+    assert edges(graph) == expected and (0, 0) not in edges(graph)

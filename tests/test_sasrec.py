@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from elcrec import ElcrecError
+from elcrec.models.losses import next_item_bce
 from elcrec.models.registry import MODELS, build
-from elcrec.models.sasrec import next_item_bce
 
 SETTINGS = {"hidden_size": 8, "heads": 2, "inner_size": 16, "layers": 1, "max_len": 5}
 

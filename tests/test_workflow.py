@@ -45,22 +45,22 @@ def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
     assert result.returncode == 0, result.stderr
     # 4 benchmark files + ml-1m.zip + the two MIND zips + the 4 released checkpoints (rule
     # `reference` imports and evaluates each); one sequence file per dataset;
-    # the experiment grid of config.yaml: Table 1 (9 implemented models) 108, the ablation 48
-    # (12 shared with Table 1), sensitivity 36 (4 shared), cost 8, departures 72, domains 12: 268 runs
+    # the experiment grid of config.yaml: Table 1 (11 implemented models) 132, the ablation 48
+    # (12 shared with Table 1), sensitivity 36 (4 shared), cost 8, departures 84, domains 12: 304 runs
     assert job_counts(result.stdout) == {
         "download": 11,
         "sequences": 6,
-        "train": 268,
+        "train": 304,
         "reference": 4,
         "analyse": 1,
         "scale": 1,
         "report": 1,
         "all": 1,
-        "total": 293,
+        "total": 329,
     }
     assert "results/runs/beauty/elcrec/B+ICL/seed3/metrics.json" in result.stdout
-    assert "experiment table1: 108 runs (12 shared with other experiments), 60 pending" in result.stderr
-    assert "268 distinct runs in all" in result.stderr
+    assert "experiment table1: 132 runs (12 shared with other experiments), 36 pending" in result.stderr
+    assert "304 distinct runs in all" in result.stderr
 
 
 @pytest.mark.parametrize(

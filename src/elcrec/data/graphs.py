@@ -113,3 +113,53 @@ def within_hops(graph: torch.Tensor, hops: int) -> torch.Tensor:
         reach = reach + frontier
         reach.data[:] = 1.0
     return to_torch(reach)
+
+
+def within_distance(sequences: SequenceData, vocab_size: int, distance: int) -> torch.Tensor:
+    """Symmetric [vocab, vocab]: entry (a, b) = how often a and b occur 1..`distance` positions
+    apart in one user's training interactions, both orders counted (a == b when an item recurs).
+
+    MAERec's item graph (HKUDS/MAERec README.md `construct_graphs`, distance 3; construct.py:13-18):
+    unlike `within_hops`, it links items near each other in a sequence, not paths of the graph.
+    """
+    if distance < 1:
+        raise ValueError(f"within_distance needs distance >= 1, got {distance}")
+    items, offsets = sequences.items, sequences.offsets
+    position = np.arange(len(items)) - np.repeat(offsets[:-1], np.diff(offsets))  # index within the user
+    sources, targets = [], []
+    for gap in range(1, distance + 1):
+        later = np.flatnonzero(position >= gap)
+        sources += [items[later - gap], items[later]]
+        targets += [items[later], items[later - gap]]
+    sources, targets = np.concatenate(sources), np.concatenate(targets)
+    counts = scipy.sparse.coo_matrix(
+        (np.ones(len(sources)), (sources, targets)), shape=(vocab_size, vocab_size)
+    ).tocsr()  # duplicates are summed
+    return to_torch(counts)
+
+
+def item_cosine_similarity(sequences: SequenceData, vocab_size: int) -> torch.Tensor:
+    """[vocab, vocab]: the cosine similarity of two items' columns in the user x item matrix of
+    interaction counts (an item a user repeats counts twice), DCRec's co-occurrence similarity.
+
+    Only items that share a user get an entry, so the matrix stays sparse (X^T X instead of the
+    dense item x item product); every item with an interaction has its diagonal entry 1.
+    """
+    users = np.repeat(np.arange(sequences.n_users), sequences.lengths)
+    counts = scipy.sparse.csr_matrix(
+        (np.ones(len(users)), (users, sequences.items)), shape=(sequences.n_users, vocab_size)
+    )  # duplicates are summed
+    gram = (counts.T @ counts).tocoo()
+    norms = np.sqrt(gram.diagonal())
+    cosine = gram.data / (norms[gram.row] * norms[gram.col])
+    return to_torch(scipy.sparse.coo_matrix((cosine, (gram.row, gram.col)), shape=gram.shape))
+
+
+def with_diagonal(graph: torch.Tensor, value: float = 1.0) -> torch.Tensor:
+    """Every diagonal entry (i, i) of rows 1..vocab-1 set to `value`, whatever was there (a
+    self-loop for every item, seen or not, as scipy's `setdiag`); the padding row 0 stays empty."""
+    graph = without_diagonal(graph)
+    loops = torch.arange(1, graph.shape[0])
+    indices = torch.cat([graph.indices(), torch.stack([loops, loops])], dim=1)
+    values = torch.cat([graph.values(), torch.full((len(loops),), float(value), dtype=graph.values().dtype)])
+    return sparse(indices, values, graph.shape)

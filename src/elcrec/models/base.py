@@ -67,6 +67,14 @@ def training_items(batch: Batch) -> torch.Tensor:
     return torch.cat([batch["input"], batch["target"][:, -1:]], dim=1)
 
 
+def view_rows(batch: Batch, shared_views: bool) -> list[torch.Tensor]:
+    """The rows of the one encoder pass: the main inputs, the views for instance CL and, unless
+    `shared_views` (a named speed option), the same views again for intent CL: the reference encodes
+    them twice, with fresh dropout."""
+    views = batch["views"]
+    return [batch["input"], views] if shared_views else [batch["input"], views, views]
+
+
 def backbone_from(vocab_size: int, settings: dict, causal: bool = True) -> Backbone:
     fields = BackboneSettings.__dataclass_fields__
     return Backbone(vocab_size, BackboneSettings(**{k: v for k, v in settings.items() if k in fields}), causal)

@@ -6,16 +6,8 @@ from __future__ import annotations
 import torch
 
 from elcrec.models.base import Batch, RecommenderModel, backbone_from
-from elcrec.models.losses import info_nce
+from elcrec.models.losses import flattened_info_nce, next_item_bce
 from elcrec.models.registry import register
-from elcrec.models.sasrec import next_item_bce
-
-
-def flattened_info_nce(view_outputs: torch.Tensor, temperature: float) -> torch.Tensor:
-    """[2b, L, f] (view one's rows first) -> InfoNCE between the two views flattened to L*f features."""
-    flat = view_outputs.reshape(view_outputs.shape[0], -1)
-    one, two = flat.chunk(2)
-    return info_nce(one, two, temperature)
 
 
 @register

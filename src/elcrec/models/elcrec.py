@@ -19,13 +19,17 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from elcrec.models.base import Batch, EpochContext, RecommenderModel, backbone_from, mean_pooled_users
-from elcrec.models.cl4srec import flattened_info_nce
-from elcrec.models.iclrec import intent_info_nce, view_rows
+from elcrec.models.base import Batch, EpochContext, RecommenderModel, backbone_from, mean_pooled_users, view_rows
 from elcrec.models.kmeans import kmeans
-from elcrec.models.losses import CLUSTER_LOSS_MODES, cluster_loss, nearest_centre
+from elcrec.models.losses import (
+    CLUSTER_LOSS_MODES,
+    cluster_loss,
+    flattened_info_nce,
+    intent_info_nce,
+    nearest_centre,
+    next_item_bce,
+)
 from elcrec.models.registry import register
-from elcrec.models.sasrec import next_item_bce
 
 ABLATIONS = {"B": (False, False), "B+ICL": (True, False), "B+ELCM": (False, True), "ELCRec": (True, True)}
 """variant -> (intent-assisted contrastive learning, end-to-end learnable cluster module)"""

@@ -13,26 +13,10 @@ from __future__ import annotations
 import torch
 from torch.nn import functional
 
-from elcrec.models.base import Batch, EpochContext, RecommenderModel, backbone_from, mean_pooled_users
-from elcrec.models.cl4srec import flattened_info_nce
+from elcrec.models.base import Batch, EpochContext, RecommenderModel, backbone_from, mean_pooled_users, view_rows
 from elcrec.models.kmeans import kmeans
-from elcrec.models.losses import info_nce, nearest_centre
+from elcrec.models.losses import flattened_info_nce, intent_info_nce, nearest_centre, next_item_bce
 from elcrec.models.registry import register
-from elcrec.models.sasrec import next_item_bce
-
-
-def view_rows(batch: Batch, shared_views: bool) -> list[torch.Tensor]:
-    """The rows of the one encoder pass: the main inputs, the views for instance CL and, unless
-    `shared_views` (a named speed option), the same views again for intent CL: the reference encodes
-    them twice, with fresh dropout."""
-    views = batch["views"]
-    return [batch["input"], views] if shared_views else [batch["input"], views, views]
-
-
-def intent_info_nce(view_outputs: torch.Tensor, intents: torch.Tensor, temperature: float) -> torch.Tensor:
-    """[2b, L, d] views (mean-pooled here) against [b, d] intents, averaged over the two views."""
-    one, two = view_outputs.mean(dim=1).chunk(2)
-    return (info_nce(one, intents, temperature) + info_nce(two, intents, temperature)) / 2
 
 
 @register

@@ -5,12 +5,18 @@ its partner in the other batch, and its negatives are every other sample of both
 (dot-product similarity over the temperature, its own self-similarity removed). The loss is
 the mean cross-entropy over all 2b rows.
 
+`next_item_bce` is SASRec's loss; `flattened_info_nce` CL4SRec's instance loss between two views
+flattened over all positions; `intent_info_nce` ICLRec's and ELCRec's intent loss of the mean-pooled
+views against the assigned intents.
+
 `cluster_loss` is ELCRec's Eq. 3 as the code computes it: the mean squared distance of every
 (user, centre) pair minus the mean squared distance of every (centre, centre) pair. `code`
 averages over all k*k pairs (zero diagonal included), `paper` over the k*(k-1) distinct pairs.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch.nn import functional
@@ -58,3 +64,35 @@ def nearest_centre(states: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     flat = states.reshape(-1, states.shape[-1])
     scores = torch.addmm((centres * centres).sum(-1)[None, :], flat, centres.T, alpha=-2)
     return scores.argmin(dim=-1).reshape(states.shape[:-1])
+
+
+LOG_EPSILON = 1e-24  # the reference's -log(sigmoid(x) + 1e-24)
+
+
+def next_item_bce(
+    outputs: torch.Tensor, embedding: Callable[[torch.Tensor], torch.Tensor], batch: dict[str, torch.Tensor]
+) -> torch.Tensor:
+    """SASRec's loss as the reference trains it (PROTOCOL.md "Next-item loss"): binary cross-entropy
+    with one sampled negative per position, averaged over non-padding positions. outputs [b, L, d];
+    `embedding` maps item ids to vectors (an nn.Embedding, or a graph model's item table);
+    batch["target"], batch["negative"] [b, L] (0 at padding)."""
+    positive_logits = (outputs * embedding(batch["target"])).sum(-1)
+    negative_logits = (outputs * embedding(batch["negative"])).sum(-1)
+    is_target = (batch["target"] > 0).to(outputs.dtype)
+    losses = -torch.log(torch.sigmoid(positive_logits) + LOG_EPSILON) - torch.log(
+        1 - torch.sigmoid(negative_logits) + LOG_EPSILON
+    )
+    return (losses * is_target).sum() / is_target.sum().clamp(min=1)
+
+
+def flattened_info_nce(view_outputs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """[2b, L, f] (view one's rows first) -> InfoNCE between the two views flattened to L*f features."""
+    flat = view_outputs.reshape(view_outputs.shape[0], -1)
+    one, two = flat.chunk(2)
+    return info_nce(one, two, temperature)
+
+
+def intent_info_nce(view_outputs: torch.Tensor, intents: torch.Tensor, temperature: float) -> torch.Tensor:
+    """[2b, L, d] views (mean-pooled here) against [b, d] intents, averaged over the two views."""
+    one, two = view_outputs.mean(dim=1).chunk(2)
+    return (info_nce(one, intents, temperature) + info_nce(two, intents, temperature)) / 2

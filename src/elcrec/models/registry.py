@@ -16,7 +16,7 @@ def register(cls: type[RecommenderModel]) -> type[RecommenderModel]:
 
 
 def registered() -> list[str]:
-    from elcrec.models import bert4rec, bprmf, caser, cl4srec, elcrec, gru4rec, iclrec, pop, sasrec  # noqa: F401  (the built-in models)
+    from elcrec.models import bert4rec, bprmf, caser, cl4srec, elcrec, gru4rec, iclrec, iocrec, maerec, pop, sasrec  # noqa: F401
 
     return sorted(MODELS)
 

@@ -6,20 +6,8 @@ from __future__ import annotations
 import torch
 
 from elcrec.models.base import Batch, RecommenderModel, backbone_from
+from elcrec.models.losses import next_item_bce
 from elcrec.models.registry import register
-
-LOG_EPSILON = 1e-24  # the reference's -log(sigmoid(x) + 1e-24)
-
-
-def next_item_bce(outputs: torch.Tensor, embedding: torch.nn.Embedding, batch: Batch) -> torch.Tensor:
-    """outputs [b, L, d]; batch["target"], batch["negative"] [b, L] (0 at padding)."""
-    positive_logits = (outputs * embedding(batch["target"])).sum(-1)
-    negative_logits = (outputs * embedding(batch["negative"])).sum(-1)
-    is_target = (batch["target"] > 0).to(outputs.dtype)
-    losses = -torch.log(torch.sigmoid(positive_logits) + LOG_EPSILON) - torch.log(
-        1 - torch.sigmoid(negative_logits) + LOG_EPSILON
-    )
-    return (losses * is_target).sum() / is_target.sum().clamp(min=1)
 
 
 @register
