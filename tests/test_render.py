@@ -163,5 +163,5 @@ def test_table1_shows_the_released_checkpoints_and_how_the_paper_row_relates(rep
 def test_the_claims_section_lists_every_claim_with_a_verdict(report):
     listed = claims.load(REPO / "config" / "claims.yaml")
     section = report["html"].split('id="claims"')[1].split("<h2")[0]
-    assert section.count("<tr id=\"claim-") == len(listed)
+    assert section.count('<tr id="claim-') == len(listed)
     assert "not yet testable" in section and "## The paper's claims" in report["markdown"]
