@@ -24,8 +24,8 @@ def grid(config):
 
 def test_counts_per_experiment(grid):
     counts = {name: len(keys) for name, keys in grid.experiments.items()}
-    assert counts == {"table1": 108, "ablation": 48, "sensitivity": 36, "cost": 8, "departures": 72, "domains": 12}
-    assert len(grid.runs) == 108 + 48 - 12 + 36 - 4 + 8 + 72 + 12
+    assert counts == {"table1": 108, "ablation": 48, "sensitivity": 36, "cost": 8, "departures": 84, "domains": 12}
+    assert len(grid.runs) == 108 + 48 - 12 + 36 - 4 + 8 + 84 + 12
     pending = {name: sorted({key.model for key in keys}) for name, keys in grid.pending.items() if keys}
     assert pending == {"table1": ["dcrec", "dssrec", "iocrec", "maerec", "s3rec"], "cost": ["s3rec"]}
     assert len(grid.pending["table1"]) == 5 * 4 * 3

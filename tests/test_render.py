@@ -133,3 +133,19 @@ def test_number_formatting_never_invents_values():
     assert render.number(0.12345) == "0.1235" and render.number(3.0, 0) == "3"
     assert render.pvalue(None) == "n/a" and render.pvalue(0.000123) == "1.23e-04"
     assert render.percent(12.345) == "+12.35%" and render.percent(float("nan")) == "–"
+
+
+def section(html: str, name: str) -> str:
+    """The HTML from <h2 id=name> to the next <h2>."""
+    start = html.index(f'<h2 id="{name}">')
+    end = html.find("<h2 ", start + 1)
+    return html[start : end if end > 0 else len(html)]
+
+
+def test_paper_vs_code_names_the_setting_and_variant_of_every_difference(report):
+    differences = section(report["html"], "paper-vs-code")
+    for named in ("masking: zero", "centre_init: kmeans", "cluster_loss: code", "kmeans_start: continue"):
+        assert f"<code>{named}</code>" in differences
+    for variant in ("random-init", "paper-loss", "fresh-kmeans"):
+        assert f"<code>{variant}</code>" in differences
+    assert "`kmeans_start: continue`" in report["markdown"] and "`fresh-kmeans`" in report["markdown"]

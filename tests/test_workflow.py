@@ -45,20 +45,20 @@ def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
     assert result.returncode == 0, result.stderr
     # 4 benchmark files + ml-1m.zip + the two MIND zips; one sequence file per dataset;
     # the experiment grid of config.yaml: Table 1 (9 implemented models) 108, the ablation 48
-    # (12 shared with Table 1), sensitivity 36 (4 shared), cost 8, departures 72, domains 12: 268 runs
+    # (12 shared with Table 1), sensitivity 36 (4 shared), cost 8, departures 84, domains 12: 280 runs
     assert job_counts(result.stdout) == {
         "download": 7,
         "sequences": 6,
-        "train": 268,
+        "train": 280,
         "analyse": 1,
         "scale": 1,
         "report": 1,
         "all": 1,
-        "total": 285,
+        "total": 297,
     }
     assert "results/runs/beauty/elcrec/B+ICL/seed3/metrics.json" in result.stdout
     assert "experiment table1: 108 runs (12 shared with other experiments), 60 pending" in result.stderr
-    assert "268 distinct runs in all" in result.stderr
+    assert "280 distinct runs in all" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -125,6 +125,7 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
         "beauty/elcrec/random-init/seed1",
         "beauty/elcrec/shared-views/seed1",
         "beauty/iclrec/cost/seed1",
+        "beauty/iclrec/fresh-kmeans/seed1",
         "mind-small/elcrec/ELCRec/seed1",
         "mind-small/iclrec/default/seed1",
         "ml-1m/elcrec/ELCRec/seed1",
