@@ -39,6 +39,7 @@ def tiny_sequences(users: int = 20, seed: int = 1):
 
 
 def epoch_context(epoch: int = 0, seed: int = 1):
+    from elcrec.data.batches import ItemSets
     from elcrec.models.base import EpochContext
 
     split = tiny_sequences(seed=seed).split(max_len=TINY["max_len"])
@@ -50,4 +51,5 @@ def epoch_context(epoch: int = 0, seed: int = 1):
         batch_size=7,
         device=torch.device("cpu"),
         train_sequences=split.train_sequences,
+        item_sets=ItemSets(split.full_history, split.vocab_size),
     )

@@ -68,10 +68,12 @@ def write_run(root, dataset, model, variant, seed, hr5, settings=None, epochs=3,
 
 
 def write_stats(folder):
-    """The sequences stage's stats files for Beauty (fixture-sized) and ML-1M (raw counts)."""
+    """The sequences stage's stats files for Beauty (fixture-sized), ML-1M and MIND-small (raw counts)."""
     folder.mkdir(parents=True, exist_ok=True)
     stats = {"users": 120, "items": 60, "interactions": 1322, "avg_length": 11.0, "sparsity": 0.8}
     (folder / "beauty.stats.json").write_text(json.dumps(stats | {"sequence_sha256": "x"}))
-    raw = {"steps": {"raw": {"users": 10, "items": 5, "interactions": 40}}}
+    raw = {"steps": {"raw": {"users": 10, "items": 5, "interactions": 40}}, "sequence_sha256": "c0ffee" * 10}
     (folder / "ml-1m.stats.json").write_text(json.dumps(raw))
+    mind = {"steps": {"raw": {"users": 70, "items": 40, "interactions": 2405}}}
+    (folder / "mind-small.stats.json").write_text(json.dumps(mind))
     return folder

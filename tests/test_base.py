@@ -51,3 +51,14 @@ def test_encode_in_blocks_equals_concatenating_the_blocks():
     inputs = torch.arange(23 * 3, dtype=torch.float32).view(23, 3)
     encoded = encode_in_blocks(lambda block: block.sum(dim=1, keepdim=True) * 2, inputs, 5)
     assert torch.equal(encoded, torch.cat([block.sum(dim=1, keepdim=True) * 2 for block in inputs.split(5)]))
+
+
+def test_every_model_module_is_found_without_a_list():
+    import pkgutil
+
+    import elcrec.models as package
+    from elcrec.models.registry import NOT_MODELS, registered
+
+    modules = {module.name for module in pkgutil.iter_modules(package.__path__)} - NOT_MODELS
+    classes = {cls.__module__.rsplit(".", 1)[1] for cls in MODELS.values()}
+    assert modules == classes and len(registered()) == len(modules)  # one model per model module

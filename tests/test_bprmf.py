@@ -1,38 +1,101 @@
-"""models/bprmf.py: the BPR loss on a hand-checked example, user-id scores, official defaults."""
+"""models/bprmf.py: the BPR loss on a hand-checked example over every training interaction (also
+those before the batch's max_len window), negatives outside the whole sequence, official defaults."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
-from model_helpers import VOCAB, settings_for
+from model_helpers import VOCAB, settings_for, tiny_sequences
 
 from elcrec import ElcrecError
+from elcrec.data.batches import ItemSets
+from elcrec.data.sequences import SequenceData
+from elcrec.models.base import EpochContext
 from elcrec.models.registry import build
 
 
-def test_bpr_loss_by_hand():
-    model = build("bprmf", 6, settings_for("bprmf", hidden_size=2, l2=0.5), n_users=2)
+def context_for(split, epoch=0, seed=1):
+    return EpochContext(
+        epoch=epoch,
+        seed=seed,
+        train_input=split.train_input,
+        train_target=split.train_target,
+        batch_size=4,
+        device=torch.device("cpu"),
+        train_sequences=split.train_sequences,
+        item_sets=ItemSets(split.full_history, split.vocab_size),
+    )
+
+
+def prepared(split, epoch=0, seed=1, **overrides):
+    model = build("bprmf", split.vocab_size, settings_for("bprmf", **overrides), n_users=split.n_users)
+    model.prepare(split.train_sequences)
+    model.on_epoch_start(context_for(split, epoch, seed))
+    return model
+
+
+def test_bpr_loss_by_hand_over_every_training_item():
+    # user A: 1 2 3 4 | 5 6 (training items 1-4, four > max_len + 1 = 3: the batch window lacks item 1)
+    # user B: 3 | 1 2. Items 1..6, mask id 7, so A's only possible negative is 7 and B's are 4..7
+    split = SequenceData.from_sequences([np.array([1, 2, 3, 4, 5, 6]), np.array([3, 1, 2])]).split(max_len=2)
+    assert split.vocab_size == 8 and split.train_input[0].tolist() == [2, 3]  # the window starts at item 2
+    model = prepared(split, hidden_size=2, l2=0.5)
     with torch.no_grad():
-        model.user_embedding.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 2.0]]))
-        model.item_embedding.weight.copy_(torch.tensor([[0, 0], [1, 1], [2, 0], [0, 1], [1, 0], [0, 0]]).float())
-    # user 1: inputs 1, 3 and targets 3, 4 (interactions 1, 3, 4); user 0: input 2, target 4; 0 = padding
-    batch = {
-        "users": torch.tensor([1, 0]),
-        "input": torch.tensor([[1, 3], [0, 2]]),
-        "target": torch.tensor([[3, 4], [0, 4]]),
-        "negative": torch.tensor([[2, 5], [0, 5]]),
-    }
+        model.user_embedding.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+        rows = [[0, 0], [1, 0], [2, 0], [0, 1], [1, 1], [1, 1], [1, 1], [1, 1]]  # B's negatives 4..7 look alike
+        model.item_embedding.weight.copy_(torch.tensor(rows, dtype=torch.float32))
+    batch = {"users": torch.tensor([1, 0]), "input": split.train_input[[1, 0]], "target": split.train_target[[1, 0]]}
+    pair_rows, positives, negatives = model.training_pairs(batch["users"])
+    assert pair_rows.tolist() == [0, 1, 1, 1, 1] and positives.tolist() == [3, 1, 2, 3, 4]
+    assert negatives[1:].tolist() == [7, 7, 7, 7] and int(negatives[0]) in {4, 5, 6, 7}
     losses = {name: value.detach() for name, value in model.loss(batch).items()}
-    # pairs: targets with their negatives, then each first input with the first position's negative
-    # user 1 (0, 2): 3 vs 2 -> 2 - 0; 4 vs 5 -> 0 - 0; 1 vs 2 -> 2 - 0; user 0 (1, 0): 4 vs 5 -> 1; 2 vs 5 -> 2
-    margins = [2, 0, 1, 2, 2]
+    # margins u.p - u.n: B (0, 1): 3 vs [1, 1] -> 1 - 1; A (1, 0): 1, 2, 3, 4 vs 7 -> 1-1, 2-1, 0-1, 1-1
+    margins = [0, 0, 1, -1, 0]
     expected_bpr = sum(math.log(1 + math.exp(-margin)) for margin in margins) / 5
     assert float(losses["bpr"]) == pytest.approx(expected_bpr)
-    # l2 per triple |u|^2 + |i|^2 + |j|^2: 4+1+4, 4+1+0, 1+1+0, 4+2+4, 1+4+0 -> mean 31/5, times 0.5
-    assert float(losses["l2"]) == pytest.approx(0.5 * 31 / 5)
-    assert float(losses["total"]) == pytest.approx(expected_bpr + 0.5 * 31 / 5)
+    # l2 per triple |u|^2 + |i|^2 + |j|^2: 1+1+2, 1+1+2, 1+4+2, 1+1+2, 1+2+2 -> mean 24/5, times 0.5
+    assert float(losses["l2"]) == pytest.approx(0.5 * 24 / 5)
+    assert float(losses["total"]) == pytest.approx(expected_bpr + 0.5 * 24 / 5)
     scores = model.score({"users": torch.tensor([1]), "input": torch.zeros(1, 2, dtype=torch.long)})
-    assert scores.tolist() == [[0.0, 2.0, 0.0, 2.0, 0.0, 0.0]]
+    assert scores.tolist() == [[0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0]]
+
+
+def test_negatives_avoid_the_whole_sequence_and_are_fixed_by_seed_and_epoch():
+    data = tiny_sequences(users=30, seed=4)
+    split = data.split(max_len=3)  # users of up to 12 items: most have more training items than the window
+    assert (split.train_sequences.lengths > 4).sum() > 10
+    users = torch.tensor([5, 0, 17, 3, 29])
+    model = prepared(split)
+    rows, positives, negatives = model.training_pairs(users)
+    for row, user in enumerate(users.tolist()):
+        assert positives[rows == row].tolist() == data.sequence(user)[:-2].tolist()  # all of s_1..s_{n-2}
+        whole = set(data.sequence(user).tolist())  # the validation and test items included
+        drawn = negatives[rows == row].tolist()
+        assert drawn and not whole & set(drawn) and all(1 <= item < split.vocab_size for item in drawn)
+    again = prepared(split).training_pairs(users)[2]
+    assert torch.equal(negatives, again)
+    assert not torch.equal(negatives, prepared(split, epoch=1).training_pairs(users)[2])
+    assert not torch.equal(negatives, prepared(split, seed=2).training_pairs(users)[2])
+
+
+def test_the_training_items_are_rebuilt_from_the_data_never_saved():
+    split = tiny_sequences().split(max_len=3)
+    model = prepared(split)
+    assert "train_items" not in model.state_dict() and "train_offsets" not in model.state_dict()
+    assert torch.equal(model.train_items, torch.from_numpy(split.train_sequences.items))
+
+
+def test_training_needs_prepare_and_the_epoch_context():
+    split = tiny_sequences().split(max_len=3)
+    model = build("bprmf", split.vocab_size, settings_for("bprmf"), n_users=split.n_users)
+    with pytest.raises(ElcrecError, match="prepare"):
+        model.training_pairs(torch.tensor([0]))
+    model.prepare(split.train_sequences)
+    with pytest.raises(ElcrecError, match="item sets"):
+        model.training_pairs(torch.tensor([0]))
+    with pytest.raises(ElcrecError, match="3 users' training items for a model of 20 users"):
+        model.prepare(tiny_sequences(users=3).split(max_len=3).train_sequences)
 
 
 def test_defaults_follow_the_official_code_and_users_are_required():

@@ -42,6 +42,21 @@ def test_kmeans_initialises_the_centres_at_epoch_0_only():
     assert torch.allclose(model.centres.data, 3 * expected)
 
 
+def test_the_epoch_0_kmeans_starts_afresh_unlike_iclrecs(monkeypatch):
+    """ELCRec's one k-means has nothing to continue from: no start, whatever the centres hold."""
+    import elcrec.models.elcrec as module
+
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return kmeans(*args, **kwargs)
+
+    monkeypatch.setattr(module, "kmeans", spy)
+    elcrec().on_epoch_start(epoch_context(epoch=0, seed=5))
+    assert len(calls) == 1 and calls[0].get("start") is None
+
+
 def test_random_initialisation_skips_kmeans_and_the_step_normalises_centres():
     model = elcrec(centre_init="random")
     before = model.centres.data.clone()

@@ -24,12 +24,12 @@ def grid(config):
 
 def test_counts_per_experiment(grid):
     counts = {name: len(keys) for name, keys in grid.experiments.items()}
-    assert counts == {"table1": 132, "ablation": 48, "sensitivity": 36, "cost": 8, "departures": 84, "domains": 12}
-    assert len(grid.runs) == 132 + 48 - 12 + 36 - 4 + 8 + 84 + 12
+    assert counts == {"table1": 144, "ablation": 48, "sensitivity": 36, "cost": 8, "departures": 120, "domains": 12}
+    assert len(grid.runs) == 144 + 48 - 12 + 36 - 4 + 8 + 120 + 12
     pending = {name: sorted({key.model for key in keys}) for name, keys in grid.pending.items() if keys}
-    assert pending == {"table1": ["dcrec", "dssrec", "s3rec"], "cost": ["s3rec"]}
-    assert len(grid.pending["table1"]) == 3 * 4 * 3
-    assert "experiment table1: 132 runs (12 shared with other experiments), 36 pending" in summary(grid)
+    assert pending == {"table1": ["dssrec", "s3rec"], "cost": ["s3rec"]}
+    assert len(grid.pending["table1"]) == 2 * 4 * 3
+    assert "experiment table1: 144 runs (12 shared with other experiments), 24 pending" in summary(grid)
 
 
 def test_shared_runs_are_one_key(grid):

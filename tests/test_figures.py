@@ -62,3 +62,25 @@ def test_no_rows_no_figure(tmp_path):
     assert figures.tsne_panels(pd.DataFrame(), tmp_path / "d.png") is None
     assert figures.scale_plot(None, tmp_path / "e.png") is None
     assert not list(tmp_path.iterdir())
+
+
+def test_figure_3_ticks_whole_epochs_only():
+    import matplotlib.pyplot as plt
+
+    convergence = pd.DataFrame(
+        [
+            {"dataset": dataset, "seed": seed, "epoch": e, "valid_HR@5": e / 10, "loss": 1 - e / 10}
+            for dataset in ("beauty", "ml-1m")
+            for seed in (1, 2)
+            for e in range(3)  # 0..2: the default locator would tick at 0.25, 0.5, ...
+        ]
+    )
+    figure = figures.convergence_figure(convergence)
+    try:
+        for axis in figure.axes:
+            low, high = axis.get_xlim()
+            shown = [tick for tick in axis.get_xticks() if low <= tick <= high]
+            assert len(shown) >= 2 and all(float(tick).is_integer() for tick in shown)
+    finally:
+        plt.close(figure)
+    assert figures.convergence_figure(pd.DataFrame()) is None

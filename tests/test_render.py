@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 
 import pytest
 from conftest import REPO
-from run_helpers import write_run
+from run_helpers import write_run, write_stats
 
 from elcrec import ElcrecError
 from elcrec.report import claims, render, tables
@@ -18,15 +18,21 @@ PAPER_SECTIONS += ["departures"]
 
 
 class ReportParser(HTMLParser):
-    """Collects ids, links, images and, per number cell, whether it holds a link."""
+    """Collects ids, links, images, per number cell whether it holds a link, and per table the
+    class of the element it sits in."""
 
     def __init__(self):
         super().__init__()
         self.ids, self.links, self.images, self.number_cells = set(), [], [], []
+        self.table_parents, self._open = [], []
         self._cell = None
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
+        if tag == "table":
+            self.table_parents.append(self._open[-1] if self._open else ("", ""))
+        if tag not in ("br", "img", "meta", "link", "hr", "input"):
+            self._open.append((tag, attrs.get("class") or ""))
         if "id" in attrs:
             self.ids.add(attrs["id"])
         if tag == "a":
@@ -42,6 +48,9 @@ class ReportParser(HTMLParser):
     def handle_endtag(self, tag):
         if tag == "td":
             self._cell = None
+        while self._open:  # close up to the matching tag (tolerates the implicitly closed ones)
+            if self._open.pop()[0] == tag:
+                break
 
     def handle_data(self, data):
         if self._cell is not None:
@@ -59,18 +68,21 @@ def report(tmp_path_factory):
     write_run(root / "runs", "beauty", "elcrec", "alpha-0.1", 1, 0.4, settings={"alpha": 0.1})
     write_run(root / "runs", "beauty", "iclrec", "tuned", 1, 0.41)  # a named departure, Table 1 column present
     write_run(root / "runs", "beauty", "bprmf", "lr1e-3", 1, 0.15)  # its Table 1 column has no run
+    write_run(root / "runs", "beauty", "pop", "default", 1, 0.05)
+    write_stats(root / "sequences")  # fixture-sized Beauty, ML-1M and MIND-small
     released = {"HR@5": 0.0529, "NDCG@5": 0.0355, "HR@20": 0.1079, "NDCG@20": 0.0509}  # Beauty: the paper's row
     (root / "reference" / "beauty").mkdir(parents=True)
     (root / "reference" / "beauty" / "metrics.json").write_text(json.dumps({"metrics": released}))
     (root / "reference" / "toys").mkdir(parents=True)
     (root / "reference" / "toys" / "metrics.json").write_text(json.dumps({"metrics": released}))  # not Toys' row
     paper = load_paper(REPO / "config" / "paper.yaml")
+    registered = {"sasrec", "cl4srec", "iclrec", "elcrec", "pop"}
     built = tables.build(
         root / "runs",
         root / "sequences",
         paper,
         [1, 2],
-        {"sasrec", "cl4srec", "iclrec", "elcrec"},
+        registered,
         paper_claims=claims.load(REPO / "config" / "claims.yaml"),
     )
     tables.write(built, root / "tables")
@@ -128,7 +140,7 @@ def test_numbers_and_flags_in_the_report(report):
     tuned = r"\| beauty \| iclrec \| tuned \(vs default\) \| 0.4100 / 0.3200 / 0.0495 \(p \d\.\d\de-\d\d, Holm "
     assert re.search(tuned, markdown)
     assert "| beauty | bprmf | lr1e-3 (vs default) | 0.1500 / – / 0.0212 (p n/a, Holm n/a) |" in markdown
-    assert "<th>p (Holm)</th>" in html
+    assert "<th>Wilcoxon p (Holm p)</th>" in section(html, "departures")
     assert 'href="#prov-beauty--iclrec--tuned"' in html
     assert "measured on cpu: test" in html and "![scale study](figures/scale_study.png)" in markdown
 
@@ -165,3 +177,73 @@ def test_the_claims_section_lists_every_claim_with_a_verdict(report):
     section = report["html"].split('id="claims"')[1].split("<h2")[0]
     assert section.count('<tr id="claim-') == len(listed)
     assert "not yet testable" in section and "## The paper's claims" in report["markdown"]
+
+
+def section(html: str, name: str) -> str:
+    """The HTML from <h2 id=name> to the next <h2>."""
+    start = html.index(f'<h2 id="{name}">')
+    end = html.find("<h2 ", start + 1)
+    return html[start : end if end > 0 else len(html)]
+
+
+def test_paper_vs_code_names_the_setting_and_variant_of_every_difference(report):
+    differences = section(report["html"], "paper-vs-code")
+    for named in ("masking: zero", "centre_init: kmeans", "cluster_loss: code", "kmeans_start: continue"):
+        assert f"<code>{named}</code>" in differences
+    for variant in ("random-init", "paper-loss", "fresh-kmeans"):
+        assert f"<code>{variant}</code>" in differences
+    assert "`kmeans_start: continue`" in report["markdown"] and "`fresh-kmeans`" in report["markdown"]
+
+
+def test_every_table_scrolls_in_its_own_box_and_headers_wrap(report):
+    parents = report["parser"].table_parents
+    assert len(parents) > 20 and all(parent == ("div", "scroll") for parent in parents)
+    css = (REPO / "reports" / "templates" / "style.css").read_text()
+    assert re.search(r"\.scroll \{[^}]*overflow-x: auto", css)
+    assert re.search(r"(^|\n)th \{[^}]*white-space: normal", css)  # titles wrap; numbers (td) do not
+    # one row per (departure, metric), not 16 number columns side by side
+    departures = section(report["html"], "departures")
+    assert departures.count("<th") == 8 and departures.count('rowspan="4"') == 3 * 2
+
+
+def test_table_7_links_to_the_ml_1m_data_it_shows(report):
+    table7 = section(report["html"], "table7")
+    assert table7.count('href="#data-ml-1m"') == 5 and 'id="data-ml-1m"' in table7
+    assert "c0ffeec0ffeec0ff…" in table7  # the sequence file's sha256, as Table 6 shows its datasets'
+
+
+def test_the_other_data_banner_names_every_dataset_that_differs(report):
+    summary = section(report["html"], "summary")
+    assert "Not the paper's data" in summary
+    for dataset, section_id in (("beauty", "table6"), ("ml-1m", "table7"), ("mind-small", "table9")):
+        assert f'<a href="#{section_id}">{dataset}</a>' in summary
+    assert "raw users (Table 7): 10 here, 6040 in the paper" in summary
+    assert "(raw users (the paper's MIND-small samples 50,000): 70 here, >= 50000 in the paper) differ" in summary
+    assert "ml-1m (raw users (Table 7): 10 here, 6040 in the paper)" in report["markdown"]
+
+
+def test_the_significance_table_names_both_pairs_and_explains_its_marks(report):
+    significance = report["html"][report["html"].index('<h3 id="significance">') : report["html"].index('id="table2"')]
+    assert "ELCRec vs</th>" in significance and "<code>*</code> after the" in significance
+    assert "Wilcoxon p (Holm p)" in significance and "after Holm's correction" in significance
+    rows = significance.replace("\n", "").split("<tr>")
+    beauty = next(row for row in rows if row.startswith('<td class="label">beauty</td><td class="label">HR@5'))
+    assert 'ELCRec</td><td class="label">ICLRec</td>' in beauty  # ours
+    assert '<td class="label paper">ICLRec</td>' in beauty and "6.87% up" in beauty  # the paper's pair
+    sports = next(row for row in rows if row.startswith('<td class="label">sports</td><td class="label">NDCG@20'))
+    assert '<td class="label paper">IOCRec</td>' in sports  # not Caser's typo 0.178
+    missing_row = "| sports | NDCG@20 | _fewer than two reproduced columns_ | | – | n/a | n/a | n/a | n/a | IOCRec |"
+    assert missing_row in report["markdown"]
+    assert "`*` after the paper's p" in report["markdown"]
+
+
+def test_pop_is_in_table_1_as_a_column_of_ours(report):
+    beauty = section(report["html"], "table1")
+    beauty = beauty[beauty.index('id="table1-beauty"') : beauty.index('id="table1-toys"')]
+    assert '<td class="label">Pop</td><td class="label">ours</td>' in beauty.replace("\n", "")
+    assert beauty.count("not in paper") == 4 and 'href="#prov-beauty--pop--default"' in beauty
+    assert "| Pop | ours | not in paper / 0.0500 ± – |" in report["markdown"]
+
+
+def test_run_directories_wrap_only_after_a_slash():
+    assert str(render.breakable_path("results/runs/a<b/seed1")) == "results/<wbr>runs/<wbr>a&lt;b/<wbr>seed1"

@@ -36,7 +36,7 @@ def built(tmp_path, paper):
 def test_table1_cells_ranks_sources_and_status(built):
     _, result = built
     table1 = result["table1"].set_index(["dataset", "column", "metric"])
-    assert len(table1) == 4 * 13 * 4 and set(result) == set(tables.TABLE_NAMES)
+    assert len(table1) == 4 * 14 * 4 and set(result) == set(tables.TABLE_NAMES)  # 13 paper columns and Pop
     elcrec, iclrec = table1.loc[("beauty", "ELCRec", "HR@5")], table1.loc[("beauty", "ICLRec", "HR@5")]
     assert (elcrec["rank"], iclrec["rank"]) == (1, 2) and elcrec["mean"] == pytest.approx(0.48)
     assert elcrec["std"] == pytest.approx(math.sqrt(0.0008)) and elcrec["seeds"] == 2
@@ -72,6 +72,63 @@ def test_significance_of_best_against_runner_up(built):
     assert row["wilcoxon_holm"] >= row["wilcoxon"] and row["wilcoxon_holm"] <= min(1, len(present) * row["wilcoxon"])
     assert tests.loc[("sports", "HR@5"), "status"] == "fewer than two reproduced columns"
     assert math.isnan(tests.loc[("sports", "HR@5"), "student_p"])
+
+
+def test_pop_is_a_column_of_ours_unranked_and_without_a_paper_value(tmp_path, paper):
+    runs = tmp_path / "runs"
+    for seed in (1, 2):
+        write_run(runs, "beauty", "pop", "default", seed, 0.8 + 0.04 * seed)  # the best numbers, yet not ranked
+        write_run(runs, "beauty", "elcrec", "ELCRec", seed, 0.44 + 0.04 * seed)
+        write_run(runs, "beauty", "iclrec", "default", seed, 0.26 + 0.04 * seed)
+    result = tables.build(runs, tmp_path / "none", paper, [1, 2], REGISTERED | {"pop"})
+    table1 = result["table1"].set_index(["dataset", "column", "metric"])
+    pop = table1.loc[("beauty", "Pop", "HR@5")]
+    assert pop["mean"] == pytest.approx(0.86) and pop["source"] == "ours" and pop["status"] == "ok"
+    assert math.isnan(pop["paper"]) and math.isnan(pop["rank"]) and not pop["flag"]
+    assert table1.loc[("beauty", "ELCRec", "HR@5"), "rank"] == 1  # Pop stays out of the ranking
+    assert result["table1"]["column"].drop_duplicates().tolist()[0] == "Pop"  # the floor, first
+    assert table1.loc[("sports", "Pop", "HR@5"), "status"] == "missing"  # registered, no run
+    tests = result["table1_tests"].set_index(["dataset", "metric"])
+    assert (tests.loc[("beauty", "HR@5"), "best"], tests.loc[("beauty", "HR@5"), "runner_up"]) == ("ELCRec", "ICLRec")
+    assert "results/runs/sports/pop/default/seed1/metrics.json" in set(result["missing"]["target"])
+
+
+def test_the_papers_own_pair_is_named_from_its_printed_improvement(built):
+    _, result = built
+    tests = result["table1_tests"].set_index(["dataset", "metric"])
+    assert (tests["paper_method"] == "ELCRec").all()
+    # beauty HR@5: 0.0529 vs ICLRec 0.0495 is the printed 6.87%; toys HR@5: ELCRec is second, 0.17% down on ICLRec
+    assert tests.loc[("beauty", "HR@5"), "paper_baseline"] == "ICLRec"
+    assert tests.loc[("toys", "HR@5"), "paper_baseline"] == "ICLRec"
+    # sports NDCG@20: Caser's printed 0.178 (a typo for 0.0178) is the largest value, but 2.14% is
+    # ELCRec 0.0286 over IOCRec 0.0280
+    assert tests.loc[("sports", "NDCG@20"), "paper_baseline"] == "IOCRec"
+    assert tests.loc[("sports", "HR@20"), "paper_baseline"] == "IOCRec"  # 0.0648 over 0.0641: 1.09%
+
+
+def test_data_origin_covers_the_benchmarks_ml_1m_and_mind_small(built):
+    _, result = built
+    origin = result["data_origin"].set_index("dataset")
+    assert set(origin.index) == {"beauty", "ml-1m", "mind-small"}  # only datasets with data
+    assert origin.loc["beauty", "differs"] and origin.loc["beauty", "paper"] == "22363"
+    assert origin.loc["ml-1m", ["ours", "paper", "differs"]].tolist() == [10, "6040", True]
+    assert origin.loc["mind-small", ["ours", "paper", "differs"]].tolist() == [70, ">= 50000", True]
+    assert result["table7"]["sequence_sha256"].iloc[0] == "c0ffee" * 10
+
+
+def test_data_with_the_papers_counts_is_not_called_other_data(tmp_path, paper):
+    from elcrec.report import datasets
+
+    folder = tmp_path / "sequences"
+    folder.mkdir()
+    stats = {"users": 22363, "items": 12101, "interactions": 198502, "avg_length": 8.9, "sparsity": 0.9993}
+    (folder / "beauty.stats.json").write_text(json.dumps(stats | {"sequence_sha256": "x"}))
+    raw = {"users": 6040, "items": 3706, "interactions": 1000209}
+    (folder / "ml-1m.stats.json").write_text(json.dumps({"steps": {"raw": raw}}))
+    (folder / "mind-small.stats.json").write_text(json.dumps({"steps": {"raw": {"users": 94057}}}))
+    table6, table7 = datasets.statistics(folder, paper)
+    origin = datasets.data_origin(table6, table7, folder).set_index("dataset")
+    assert not origin["differs"].any() and set(origin.index) == {"beauty", "ml-1m", "mind-small"}
 
 
 def test_ablation_sums_domains_and_efficiency(built, paper):

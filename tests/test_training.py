@@ -72,9 +72,29 @@ def test_a_run_writes_the_run_directory(split, tmp_path):
     assert stored["model"] == "sasrec" and stored["vocab_size"] == split.vocab_size
 
 
-def test_resume_after_a_kill_ends_identically(split, tmp_path, monkeypatch):
-    chosen = settings("elcrec", epochs=4)
-    straight = run(split, "elcrec", chosen, 3, tmp_path / "straight")
+def recording_e_steps(monkeypatch) -> dict[str, list]:
+    """(epoch, centroids) after every ICLRec E-step, in call order, under "calls"."""
+    from elcrec.models.iclrec import ICLRec
+
+    recorded: dict[str, list] = {"calls": []}
+    original = ICLRec.on_epoch_start
+
+    def recording(self, context):
+        original(self, context)
+        recorded["calls"].append((context.epoch, self.centroids.clone()))
+
+    monkeypatch.setattr(ICLRec, "on_epoch_start", recording)
+    return recorded
+
+
+@pytest.mark.parametrize("model", ["elcrec", "iclrec"])
+def test_resume_after_a_kill_ends_identically(split, tmp_path, monkeypatch, model):
+    """ICLRec's E-step continues from the last epoch's centroids (`kmeans_start: continue`): they
+    live in a model buffer, so the checkpoint carries them and the resumed E-steps match too."""
+    chosen = settings(model, epochs=4)
+    e_steps = recording_e_steps(monkeypatch)
+    straight = run(split, model, chosen, 3, tmp_path / "straight")
+    straight_e_steps, e_steps["calls"] = e_steps["calls"], []
 
     original = Trainer.train_epoch
 
@@ -85,12 +105,16 @@ def test_resume_after_a_kill_ends_identically(split, tmp_path, monkeypatch):
 
     monkeypatch.setattr(Trainer, "train_epoch", killed_at_epoch_2)
     with pytest.raises(KeyboardInterrupt):
-        run(split, "elcrec", chosen, 3, tmp_path / "resumed")
+        run(split, model, chosen, 3, tmp_path / "resumed")
     saved = torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=False)
     assert saved["epoch"] == 2 and not (tmp_path / "resumed" / "metrics.json").exists()
     monkeypatch.setattr(Trainer, "train_epoch", original)
-    resumed = run(split, "elcrec", chosen, 3, tmp_path / "resumed")
+    resumed = run(split, model, chosen, 3, tmp_path / "resumed")
     assert resumed["test"] == straight["test"] and resumed["valid"] == straight["valid"]
+    if model == "iclrec":  # epochs 0, 1 before the kill; 2, 3 after the resume
+        assert [epoch for epoch, _ in straight_e_steps] == [0, 1, 2, 3]
+        assert [epoch for epoch, _ in e_steps["calls"]] == [0, 1, 2, 3]
+        assert all(torch.equal(a, b) for (_, a), (_, b) in zip(straight_e_steps, e_steps["calls"], strict=True))
     assert resumed["best_epoch"] == straight["best_epoch"]
     assert not (tmp_path / "resumed" / CHECKPOINT).exists()
     first = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)["state"]

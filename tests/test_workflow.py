@@ -45,22 +45,22 @@ def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
     assert result.returncode == 0, result.stderr
     # 4 benchmark files + ml-1m.zip + the two MIND zips + the 4 released checkpoints (rule
     # `reference` imports and evaluates each); one sequence file per dataset;
-    # the experiment grid of config.yaml: Table 1 (11 implemented models) 132, the ablation 48
-    # (12 shared with Table 1), sensitivity 36 (4 shared), cost 8, departures 84, domains 12: 304 runs
+    # the experiment grid of config.yaml: Table 1 (12 implemented models) 144, the ablation 48
+    # (12 shared with Table 1), sensitivity 36 (4 shared), cost 8, departures 120, domains 12: 352 runs
     assert job_counts(result.stdout) == {
         "download": 11,
         "sequences": 6,
-        "train": 304,
+        "train": 352,
         "reference": 4,
         "analyse": 1,
         "scale": 1,
         "report": 1,
         "all": 1,
-        "total": 329,
+        "total": 377,
     }
     assert "results/runs/beauty/elcrec/B+ICL/seed3/metrics.json" in result.stdout
-    assert "experiment table1: 132 runs (12 shared with other experiments), 36 pending" in result.stderr
-    assert "304 distinct runs in all" in result.stderr
+    assert "experiment table1: 144 runs (12 shared with other experiments), 24 pending" in result.stderr
+    assert "352 distinct runs in all" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -107,12 +107,15 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
         "bprmf/default",
         "caser/default",
         "cl4srec/default",
+        "dcrec/default",
         "elcrec/B",
         "elcrec/B+ELCM",
         "elcrec/B+ICL",
         "elcrec/ELCRec",
         "gru4rec/default",
         "iclrec/default",
+        "iocrec/default",
+        "maerec/default",
         "pop/default",
         "sasrec/default",
     ]
@@ -120,6 +123,7 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
         "beauty/bert4rec/lr1e-3/seed1",
         "beauty/bprmf/lr1e-3/seed1",
         "beauty/caser/e300/seed1",
+        "beauty/dcrec/aligned-sim/seed1",
         "beauty/elcrec/alpha-0.1/seed1",
         "beauty/elcrec/cost/seed1",
         "beauty/elcrec/k-2/seed1",
@@ -127,6 +131,9 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
         "beauty/elcrec/random-init/seed1",
         "beauty/elcrec/shared-views/seed1",
         "beauty/iclrec/cost/seed1",
+        "beauty/iclrec/fresh-kmeans/seed1",
+        "beauty/iocrec/last-item/seed1",
+        "beauty/maerec/paper-paths/seed1",
         "mind-small/elcrec/ELCRec/seed1",
         "mind-small/iclrec/default/seed1",
         "ml-1m/elcrec/ELCRec/seed1",

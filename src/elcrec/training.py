@@ -154,6 +154,7 @@ class Trainer:
             self.settings["eval_batch_size"],
             self.device,
             self.split.train_sequences,
+            self.item_sets,
         )
         self.model.on_epoch_start(context)
         self.model.train()

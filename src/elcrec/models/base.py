@@ -18,6 +18,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from elcrec.data.batches import ItemSets
 from elcrec.data.sequences import SequenceData
 from elcrec.models.backbone import Backbone, BackboneSettings
 
@@ -35,6 +36,9 @@ class EpochContext:
     batch_size: int
     device: torch.device
     train_sequences: SequenceData | None = None  # s_1..s_{n-2} of every user, uncut (Split.train_sequences)
+    # each user's whole-sequence item set (validation and test items included), the one negatives are
+    # rejected against (data/batches.py sample_negatives), for models that draw further negatives
+    item_sets: ItemSets | None = None
 
 
 class RecommenderModel(nn.Module):

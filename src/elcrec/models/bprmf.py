@@ -1,38 +1,46 @@
 """BPR-MF (Rendle et al., 2009): user and item embeddings, the pairwise BPR loss with one sampled
 negative per positive; order is ignored. Trained on the training interactions s_1..s_{n-2} of
-each user (the items the sequential models learn from, inputs and targets; s_{n-1} and s_n are
-validation and test): a batch of users contributes every one of their training items, each paired
-with a negative that is not in the user's sequence. Scores are u . E^T over every vocabulary row."""
+each user, all of them (s_{n-1} and s_n are validation and test): a batch of users contributes
+every one of their training items, each paired with a negative that is not in the user's whole
+sequence. Scores are u . E^T over every vocabulary row.
+
+The batch's `input` and `target` hold only the last max_len + 1 training items of a user (the
+window the sequential models see), so the items come from `prepare` instead, and the negatives,
+one per item, are drawn here with the batches' semantics (data/batches.py sample_negatives:
+uniform over 1..vocab-1, redrawn while in the user's whole sequence).
+"""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional
 
-from elcrec.models.base import Batch, RecommenderModel
+from elcrec import ElcrecError
+from elcrec.data.batches import ItemSets, sample_negatives
+from elcrec.data.sequences import SequenceData
+from elcrec.models.base import Batch, EpochContext, RecommenderModel
 from elcrec.models.registry import register
 
 
-def training_pairs(batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(batch row, positive, negative) for every training interaction s_1..s_{n-2} of the batch's users.
+def user_item_positions(offsets: torch.Tensor, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch row, position in the flat item array) of every item of `users`, row by row in time order."""
+    starts = offsets[users]
+    counts = offsets[users + 1] - starts
+    rows = torch.repeat_interleave(torch.arange(len(users), device=users.device), counts)
+    first_of_row = torch.cumsum(counts, 0) - counts
+    within = torch.arange(len(rows), device=users.device) - first_of_row[rows]
+    return rows, starts[rows] + within
 
-    The targets s_2..s_{n-2} come with their own sampled negatives; s_1, the first input item, is
-    paired with the negative of the first position (a uniform draw outside the user's sequence too).
-    """
-    inputs, targets, negatives = batch["input"], batch["target"], batch["negative"]
-    is_target = targets > 0
-    rows = is_target.nonzero()[:, 0]
-    has_items = is_target.any(dim=1)
-    first = (inputs.shape[1] - is_target.sum(dim=1)).clamp(max=inputs.shape[1] - 1)[:, None]
-    first_rows = has_items.nonzero()[:, 0]
-    return (
-        torch.cat([rows, first_rows]),
-        torch.cat([targets[is_target], inputs.gather(1, first)[has_items, 0]]),
-        torch.cat([negatives[is_target], negatives.gather(1, first)[has_items, 0]]),
-    )
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """A generator for one epoch's negatives, fixed by (run seed, epoch): a resumed run starts at an
+    epoch boundary and so draws the same negatives as an uninterrupted one, with no state to save."""
+    state = np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(state))
 
 
 @register
@@ -56,9 +64,38 @@ class BPRMF(RecommenderModel):
         for embedding in (self.user_embedding, self.item_embedding):
             nn.init.normal_(embedding.weight, std=settings["init_std"])
         self.l2 = settings["l2"]
+        self.negative_sets: ItemSets | None = None
+        self.generator: torch.Generator | None = None
+
+    def prepare(self, train_sequences: SequenceData) -> None:
+        """Every user's training items, flat (user u's are train_items[train_offsets[u]:train_offsets[u+1]])."""
+        if train_sequences.n_users != self.user_embedding.num_embeddings:
+            raise ElcrecError(
+                f"bprmf: {train_sequences.n_users} users' training items for a model of "
+                f"{self.user_embedding.num_embeddings} users"
+            )
+        self.register_buffer("train_items", torch.from_numpy(train_sequences.items.astype(np.int64)), persistent=False)
+        offsets = torch.from_numpy(train_sequences.offsets.astype(np.int64))
+        self.register_buffer("train_offsets", offsets, persistent=False)
+
+    def on_epoch_start(self, context: EpochContext) -> None:
+        self.negative_sets = context.item_sets
+        self.generator = epoch_generator(context.seed, context.epoch)
+
+    def training_pairs(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(batch row, positive, negative) for every training interaction of the batch's users."""
+        if not hasattr(self, "train_items"):
+            raise ElcrecError("bprmf: prepare(train_sequences) must run before training")
+        if self.negative_sets is None or self.generator is None:
+            raise ElcrecError("bprmf: on_epoch_start needs the users' item sets (EpochContext.item_sets)")
+        rows, positions = user_item_positions(self.train_offsets, users)
+        positives = self.train_items[positions]
+        owners = users[rows].cpu()
+        negatives = sample_negatives(positives.cpu()[:, None], owners, self.negative_sets, self.generator)[:, 0]
+        return rows, positives, negatives.to(positives.device)
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        rows, positive_items, negative_items = training_pairs(batch)
+        rows, positive_items, negative_items = self.training_pairs(batch["users"])
         users = self.user_embedding(batch["users"][rows])
         positives = self.item_embedding(positive_items)
         negatives = self.item_embedding(negative_items)

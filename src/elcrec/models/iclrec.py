@@ -1,10 +1,14 @@
 """ICLRec (PROTOCOL.md "ICLRec"): expectation-maximisation over intents.
 
 E-step, before every epoch: every training user is encoded (eval mode, mean over positions) and
-k-means (faiss, 20 iterations, best of 5, run seed) finds the intents. M-step, every batch: the
-main (un-augmented) embedding is assigned to its nearest raw centroid; the two views, encoded
-again and mean-pooled, are each contrasted with the batch of assigned L2-normalised centroids
-(intent CL); plus CL4SRec's instance CL. The centroids are not parameters.
+k-means (faiss, 20 iterations, best of 5, run seed) finds the intents, from epoch 1 on starting at
+the previous epoch's centroids: the authors build one faiss clustering in the trainer's constructor
+(salesforce/ICLRec src/trainers.py:38) and train that same object every epoch (src/models.py:60),
+and faiss takes the centroids it holds as its start (`kmeans_start: fresh`, not the reference,
+draws a new random start every epoch). M-step, every batch: the main (un-augmented) embedding is
+assigned to its nearest raw centroid; the two views, encoded again and mean-pooled, are each
+contrasted with the batch of assigned L2-normalised centroids (intent CL); plus CL4SRec's
+instance CL. The centroids are not parameters.
 `shared_views: true` (not the reference) encodes the views once for both contrastive losses.
 """
 
@@ -13,10 +17,13 @@ from __future__ import annotations
 import torch
 from torch.nn import functional
 
+from elcrec import ElcrecError
 from elcrec.models.base import Batch, EpochContext, RecommenderModel, backbone_from, mean_pooled_users, view_rows
 from elcrec.models.kmeans import kmeans
 from elcrec.models.losses import flattened_info_nce, intent_info_nce, nearest_centre, next_item_bce
 from elcrec.models.registry import register
+
+KMEANS_STARTS = ("continue", "fresh")
 
 
 @register
@@ -30,25 +37,34 @@ class ICLRec(RecommenderModel):
         "kmeans_iterations": 20,
         "kmeans_redo": 5,
         "shared_views": False,
+        "kmeans_start": "continue",
     }
     needs_views = True
 
     def __init__(self, vocab_size: int, settings: dict) -> None:
         super().__init__()
+        if settings["kmeans_start"] not in KMEANS_STARTS:
+            found = settings["kmeans_start"]
+            raise ElcrecError(f"iclrec: kmeans_start is {found!r}; expected one of {list(KMEANS_STARTS)}")
         self.backbone = backbone_from(vocab_size, settings)
         self.settings = {key: settings[key] for key in self.defaults}
         shape = (settings["clusters"], self.backbone.settings.hidden_size)
-        self.register_buffer("centroids", torch.zeros(shape))  # raw k-means output: assignment
+        # raw k-means output, for assignment; also where the next E-step starts (`continue`), so
+        # it is a persistent buffer: a resumed run continues from the same centroids
+        self.register_buffer("centroids", torch.zeros(shape))
         self.register_buffer("intents", torch.zeros(shape))  # L2-normalised: the contrast targets
 
     def on_epoch_start(self, context: EpochContext) -> None:
         users = mean_pooled_users(self.backbone, context)
+        # before epoch 0 the buffer holds no E-step yet: the reference's first call starts afresh too
+        continues = self.settings["kmeans_start"] == "continue" and context.epoch > 0
         found = kmeans(
             users,
             self.settings["clusters"],
             context.seed,
             self.settings["kmeans_iterations"],
             self.settings["kmeans_redo"],
+            start=self.centroids if continues else None,
         ).to(self.centroids.device)
         self.centroids.copy_(found)
         self.intents.copy_(functional.normalize(found, dim=1))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from elcrec import ElcrecError
 from elcrec.models.base import RecommenderModel
 
@@ -15,9 +18,18 @@ def register(cls: type[RecommenderModel]) -> type[RecommenderModel]:
     return cls
 
 
-def registered() -> list[str]:
-    from elcrec.models import bert4rec, bprmf, caser, cl4srec, elcrec, gru4rec, iclrec, iocrec, maerec, pop, sasrec  # noqa: F401
+# modules of elcrec.models that hold no model
+NOT_MODELS = {"backbone", "base", "kmeans", "losses", "reference", "registry"}
 
+
+def registered() -> list[str]:
+    """Every model module of the package imported once (each registers its class with `register`):
+    a new model is a new file, with no list here to edit and no import of models at import time."""
+    import elcrec.models as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name not in NOT_MODELS:
+            importlib.import_module(f"{package.__name__}.{module.name}")
     return sorted(MODELS)
 
 

@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from elcrec.report.tables import ABLATION_VARIANTS, TABLE1_DATASETS  # noqa: E402
 
@@ -81,6 +82,13 @@ def sensitivity_lines(sensitivity: pd.DataFrame, path: Path) -> Path | None:
 
 def convergence_curves(convergence: pd.DataFrame, path: Path) -> Path | None:
     """Figure 3: validation HR@5 (top) and training loss (bottom) per epoch, one line per seed."""
+    figure = convergence_figure(convergence)
+    return None if figure is None else _save(figure, path)
+
+
+def convergence_figure(convergence: pd.DataFrame) -> plt.Figure | None:
+    """Figure 3's axes, ticks at whole epochs only: matplotlib's default locator puts ticks at
+    0.25, 0.5, ... on a short run (the smoke's 3 epochs), and there is no epoch 0.5."""
     if not len(convergence):
         return None
     datasets, figure, axes = _datasets_and_axes(convergence, 2)
@@ -93,8 +101,10 @@ def convergence_curves(convergence: pd.DataFrame, path: Path) -> Path | None:
     axes[0][0].set_ylabel("validation HR@5")
     axes[1][0].set_ylabel("training loss")
     axes[0][0].legend(fontsize=8)
+    for axis in axes.flat:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.tight_layout()
-    return _save(figure, path)
+    return figure
 
 
 def tsne_panels(tsne: pd.DataFrame, path: Path) -> Path | None:

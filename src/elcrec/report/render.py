@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import jinja2
+import markupsafe
 import pandas as pd
 
 from elcrec import ElcrecError
@@ -42,6 +43,11 @@ def pvalue(value) -> str:
 
 def percent(value, digits: int = 2) -> str:
     return "–" if _missing(value) else f"{float(value):+.{digits}f}%"
+
+
+def breakable_path(value) -> markupsafe.Markup:
+    """A path that a narrow table cell may wrap after each "/" (never inside a name), escaped."""
+    return markupsafe.Markup("/<wbr>").join(markupsafe.escape(str(value)).split("/"))
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -187,10 +193,8 @@ def _summary(tables: dict[str, pd.DataFrame]) -> dict:
         if row.get("flag")
     ]
     missing = tables["missing"]
-    table6 = _records(tables["table6"])
-    other_data = [
-        row["dataset"] for row in table6 if row["status"] == "ok" and str(row["users"]) != str(row["paper_users"])
-    ]
+    # every dataset with runs-worth of data, the four benchmarks, ML-1M and MIND-small alike
+    other_data = [row for row in _records(tables["data_origin"]) if row["differs"]]
     return {
         "other_data": other_data,
         "compared": len(compared),
@@ -265,7 +269,7 @@ def environment(templates: Path = TEMPLATES) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters |= {"num": number, "pval": pvalue, "pct": percent}
+    env.filters |= {"num": number, "pval": pvalue, "pct": percent, "path": breakable_path}
     return env
 
 

@@ -1,0 +1,553 @@
+"""DCRec (Yang et al., "Debiased Contrastive Learning for Sequential Recommendation", WWW 2023) as
+its official code runs: HKUDS/DCRec at 23382332, `recbole/model/sequential_recommender/dcrec.py`
+(cited as dcrec.py:line) and `run_DCRec.py` (the graphs and the Beauty settings).
+
+Every training example is a prefix of a user's training input and the item that follows it: the
+official code expands each training sequence into all its prefixes (run_DCRec.py:152-184,
+`sequential_augmentation`), which are exactly the positions of our training batch (the input
+cut to its last 50 items, prefix by prefix, as the official prefixes of its cut sequences). A
+batch of users therefore carries about 5.7 examples per user on Beauty (`batch_size` counts users).
+
+Three views of an example's last item i and a fusion of them (dcrec.py:338-426):
+- the sequence view: the prefix through a *bidirectional* post-LN Transformer, output at its last
+  item (dcrec.py:241-253, 267-286). It is our backbone with `causal=False`, fed as RecBole feeds it:
+  items first, padding after, so position 0 is the first item (PROTOCOL.md's SASRec layout puts
+  the last item at position 49); each prefix is encoded on its own, so nothing after it is seen;
+- the transition-graph view: a parameter-free two-layer GCN (DGL `GraphConv`, norm "both", edge
+  weights) over the item adjacency graph, the mean of its three layers plus its input, LayerNorm
+  (dcrec.py:110-126, 261-265);
+- the similarity-graph view: the same GCN over each item's `sim_group` most cosine-similar items;
+- fusion: a softmax attention over the three views (dcrec.py:409-417), scored against the plain
+  item embeddings with a full-softmax cross-entropy (dcrec.py:419-421).
+
+The debiasing (dcrec.py:210-226, 32-70, 73-92, 362-402): the batch users' own transitions are
+removed from the adjacency graph; how much item i's representation agrees with and without them
+(three cosines through a sigmoid, min-max scaled over the batch, rescaled to mean `weight_mean`)
+is its conformity weight w; a KL term pulls the sorted weights towards sorted N(weight_mean, 0.1)
+draws; the graph contrastive loss is coefficient * mean(w * CL(sequence, transition) +
+(max w - w) * CL(transition, similarity)). Total = cross-entropy + graph CL + KL
+(the RecBole trainer sums the returned tuple).
+
+Scoring (dcrec.py:428-455) fuses the sequence view with the two graph views of the history's last
+item, built on the evaluation graphs, and scores every vocabulary row with the plain item
+embeddings (the official evaluation samples 100 popularity negatives; we rank all rows, protocol).
+
+Graphs are built once, in `prepare`, from the training interactions s_1..s_{n-2}: the training
+graphs from every user's training input s_1..s_{n-3} (the official training lines' histories,
+without their targets, run_DCRec.py:24-150), the evaluation graphs from s_1..s_{n-2} (the official
+builds them from the test histories s_1..s_{n-1}; the validation item is not ours to use).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional
+
+from elcrec.data.graphs import (
+    consecutive_pairs,
+    item_cosine_similarity,
+    normalised,
+    sparse,
+    symmetrised,
+    top_k_per_row,
+    transition_counts,
+    with_diagonal,
+)
+from elcrec.data.sequences import SequenceData
+from elcrec.models.backbone import LAYER_NORM_EPS, Dropout
+from elcrec.models.base import Batch, RecommenderModel, backbone_from
+from elcrec.models.registry import register
+
+SIMILARITY_ROWS = ("official", "aligned")
+OFFICIAL_CHUNK = 256  # the row block of run_DCRec.py's top-k loop
+SHORT_PREFIX_WEIGHT = 0.5  # dcrec.py:367: the conformity weight of one-item prefixes, hard-coded
+PRIOR_STD = 0.1  # dcrec.py:369
+GCN_LAYERS = 2  # dcrec.py:121
+EVAL_SEED = 20230430  # the evaluation-time edge dropout's own seed (see DCRec.graph_view)
+
+
+def without_last_items(sequences: SequenceData) -> SequenceData:
+    """Every user's sequence without its last item: s_1..s_{n-3} from the training part s_1..s_{n-2}."""
+    lengths = sequences.lengths
+    keep = np.ones(len(sequences.items), dtype=bool)
+    keep[sequences.offsets[1:][lengths > 0] - 1] = False
+    offsets = np.concatenate([[0], np.cumsum(np.maximum(lengths - 1, 0))])
+    return SequenceData(user_ids=sequences.user_ids, items=sequences.items[keep], offsets=offsets)
+
+
+def adjacency_graph(sequences: SequenceData, vocab_size: int) -> torch.Tensor:
+    """The official transition graph (run_DCRec.py:24-90): A = 2 (C + C^T) off the diagonal, where C
+    counts consecutive pairs (each pair is appended twice per direction, lines 47-57), the diagonal
+    set to 1 for every item (line 76), then D^-1/2 A D^-1/2 with D the row sums (lines 77-84)."""
+    doubled = symmetrised(transition_counts(sequences, vocab_size)) * 2.0
+    return normalised(with_diagonal(doubled, 1.0), "sym")
+
+
+def official_row_order(size: int, chunk: int = OFFICIAL_CHUNK) -> np.ndarray:
+    """The rows whose top-k lists the official similarity graph stores, in the order it stores them.
+
+    run_DCRec.py:121-131 slices `similarity = similarity[i:]` inside a loop whose `i` also grows, so
+    block m starts at row chunk * m (m + 1) / 2 of the original matrix, and the loop condition reads
+    the shrinking slice; a tail block follows. The lists are then written to graph rows 0, 1, 2, ...
+    (lines 136-140): graph row r holds the neighbours of item order[r], and rows past the end hold
+    none. Rows below 2 * chunk are in place; on Beauty 2,887 of 12,103 rows get a list.
+    """
+    rows = np.arange(size)
+    remaining, taken, start = rows, [], 0
+    while start < len(remaining):
+        remaining = remaining[start:]
+        taken.append(remaining[:chunk])
+        start += chunk
+    taken.append(remaining[chunk:])
+    return np.concatenate(taken)
+
+
+def similarity_graph(
+    sequences: SequenceData, vocab_size: int, neighbours: int, rows: str = "official", chunk: int = OFFICIAL_CHUNK
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The official co-occurrence similarity graph (run_DCRec.py:92-150) and its rows' structural
+    out-degrees.
+
+    Each row keeps its `neighbours` + 1 most cosine-similar items (the item itself among them: its
+    own similarity is 1), weights divided by their row sum (line 142). `rows="official"` stores the
+    lists as the official loop does (`official_row_order`); "aligned" gives each item its own list.
+    np.argpartition always picks neighbours + 1 columns, padding short rows with zero-similarity
+    items, so every row that receives a list has that many edges in the DGL graph, which its
+    GraphConv normalisation counts; the zero-weight edges carry nothing and their columns are
+    arbitrary (argpartition among ties), so only their out-degree is kept here.
+    """
+    if rows not in SIMILARITY_ROWS:
+        raise ValueError(f"similarity_rows must be one of {SIMILARITY_ROWS}, got {rows!r}")
+    graph = normalised(top_k_per_row(item_cosine_similarity(sequences, vocab_size), neighbours + 1), "row")
+    out_degree = torch.full((vocab_size,), neighbours + 1, dtype=torch.long)
+    if rows == "aligned":
+        return graph, out_degree
+    order = torch.from_numpy(official_row_order(vocab_size, chunk))
+    target_row = torch.full((vocab_size,), -1, dtype=torch.long)
+    target_row[order] = torch.arange(len(order))  # graph row that receives item's list
+    source, column = graph.indices()
+    moved = target_row[source] >= 0
+    indices = torch.stack([target_row[source[moved]], column[moved]])
+    out_degree[len(order) :] = 0
+    return sparse(indices, graph.values()[moved], graph.shape), out_degree
+
+
+class EdgeList(nn.Module):
+    """A fixed item graph (edge source -> destination with its weight) and its structural degrees,
+    held as non-persistent buffers: rebuilt from the data, never saved, moved by `.to`.
+
+    `propagation` gives the same matrix as `propagation_matrix` without sorting the edges on every
+    call: the coalesced layout of the edges plus the self-loops (an item's diagonal edge and its
+    added self-loop share a slot) is computed once, and each call only sums values into it.
+    """
+
+    def __init__(self, graph: torch.Tensor, out_degree: torch.Tensor | None = None) -> None:
+        super().__init__()
+        graph = graph.coalesce()
+        source, destination = graph.indices()
+        size = graph.shape[0]
+        degree = torch.bincount(source, minlength=size) if out_degree is None else out_degree
+        loops = torch.arange(size)
+        all_source, all_destination = torch.cat([source, loops]), torch.cat([destination, loops])
+        slots, slot = torch.unique(all_destination * size + all_source, return_inverse=True)  # row-major
+        for name, tensor in [
+            ("source", source.clone()),
+            ("destination", destination.clone()),
+            ("weight", graph.values().float().clone()),
+            ("out_degree", degree.clone()),
+            ("in_degree", torch.bincount(destination, minlength=size)),
+            ("all_source", all_source),
+            ("all_destination", all_destination),
+            ("slot", slot),
+            ("slot_indices", torch.stack([slots // size, slots % size])),
+        ]:
+            self.register_buffer(name, tensor, persistent=False)
+
+    @property
+    def size(self) -> int:
+        return len(self.out_degree)
+
+    def keys(self) -> torch.Tensor:
+        return self.source * self.size + self.destination
+
+    def propagation(
+        self, keep: torch.Tensor | None = None, drop_prob: float = 0.0, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """The GCN's propagation matrix (see `propagation_matrix`); `keep` selects edges, the
+        structural degrees and the edge dropout then count the kept ones only."""
+        loops = torch.ones(self.size, dtype=self.weight.dtype, device=self.weight.device)
+        weight = torch.cat([self.weight, loops])
+        out_degree, in_degree, candidates = self.out_degree, self.in_degree, None
+        if keep is not None:
+            kept = torch.cat([keep, torch.ones(self.size, dtype=torch.bool, device=keep.device)])
+            weight = torch.where(kept, weight, torch.zeros_like(weight))
+            out_degree = torch.bincount(self.source[keep], minlength=self.size)
+            in_degree = torch.bincount(self.destination[keep], minlength=self.size)
+            candidates = kept.nonzero(as_tuple=True)[0]
+        if drop_prob > 0:
+            available = len(weight) if candidates is None else len(candidates)
+            draw_on = weight.device if generator is None else torch.device("cpu")
+            dropped = torch.randint(available, (int(drop_prob * available),), generator=generator, device=draw_on)
+            dropped = dropped.to(weight.device)
+            weight = weight.index_fill(0, dropped if candidates is None else candidates[dropped], 0.0)
+        out_scale = (out_degree + 1).clamp(min=1).to(weight.dtype).pow(-0.5)
+        in_scale = (in_degree + 1).clamp(min=1).to(weight.dtype).pow(-0.5)
+        values = weight * out_scale[self.all_source] * in_scale[self.all_destination]
+        summed = values.new_zeros(self.slot_indices.shape[1]).index_add(0, self.slot, values)
+        return torch.sparse_coo_tensor(
+            self.slot_indices, summed, (self.size, self.size), is_coalesced=True, check_invariants=False
+        )
+
+
+def propagation_matrix(
+    source: torch.Tensor,
+    destination: torch.Tensor,
+    weight: torch.Tensor,
+    out_degree: torch.Tensor,
+    in_degree: torch.Tensor,
+    drop_prob: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """[size, size] sparse P with P[j, i] = w_ij / sqrt(out_i * in_j), DGL GraphConv(norm="both")
+    with edge weights after `dgl.add_self_loop` (dcrec.py:118): a weight-1 self-loop per node is
+    appended (DGL's fill_data default) and the degrees are edge counts, self-loops included, not
+    weight sums. Edge dropout as dcrec.py:95-107: int(drop_prob * edges) edge indices drawn with
+    replacement (self-loops included) get weight 0; the degrees keep counting them."""
+    size = len(out_degree)
+    loops = torch.arange(size, device=source.device)
+    source, destination = torch.cat([source, loops]), torch.cat([destination, loops])
+    weight = torch.cat([weight, torch.ones(size, dtype=weight.dtype, device=weight.device)])
+    if drop_prob > 0:
+        count = int(drop_prob * len(weight))
+        draw_on = weight.device if generator is None else torch.device("cpu")
+        dropped = torch.randint(len(weight), (count,), generator=generator, device=draw_on).to(weight.device)
+        weight = weight.index_fill(0, dropped, 0.0)
+    out_scale = (out_degree + 1).clamp(min=1).to(weight.dtype).pow(-0.5)
+    in_scale = (in_degree + 1).clamp(min=1).to(weight.dtype).pow(-0.5)
+    values = weight * out_scale[source] * in_scale[destination]
+    indices = torch.stack([destination, source])
+    return torch.sparse_coo_tensor(indices, values, (size, size), check_invariants=False).coalesce()
+
+
+def light_propagation(features: torch.Tensor, matrix: torch.Tensor, layers: int = GCN_LAYERS) -> torch.Tensor:
+    """The mean of features, P features, P^2 features, ... (dcrec.py:120-125). The official line 123
+    applies a dropout whose result it discards, so there is none."""
+    outputs, state = [features], features
+    for _ in range(layers):
+        state = torch.sparse.mm(matrix, state)
+        outputs.append(state)
+    return torch.stack(outputs).mean(dim=0)
+
+
+def gather_ranges(starts: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(group of every element, flat index starts[g] + k for k < counts[g]), concatenated over groups."""
+    group = torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
+    first = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+    return group, starts[group] + torch.arange(len(group), device=counts.device) - first
+
+
+def rank_within_groups(groups: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """Every element's rank (from 0) among the elements of its group, by ascending key."""
+    order = torch.argsort(keys)
+    order = order[torch.argsort(groups[order], stable=True)]
+    ordered_groups = groups[order]
+    ranks = torch.empty_like(order)
+    ranks[order] = torch.arange(len(order), device=groups.device) - torch.searchsorted(ordered_groups, ordered_groups)
+    return ranks
+
+
+def segment_mean(features: torch.Tensor, rows: torch.Tensor, groups: torch.Tensor, count: int) -> torch.Tensor:
+    """[count, d]: the mean of features[rows] per group; a group without rows gets the zero vector."""
+    sums = features.new_zeros(count, features.shape[1]).index_add(0, groups, features[rows])
+    sizes = torch.bincount(groups, minlength=count).clamp(min=1)
+    return sums / sizes[:, None].to(features.dtype)
+
+
+def neighbour_readouts(
+    nodes: torch.Tensor,
+    row_starts: torch.Tensor,
+    columns: torch.Tensor,
+    removed: torch.Tensor,
+    vocab_size: int,
+    features: torch.Tensor,
+    limit: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(civil, foreign) neighbour means of every node, dcrec.py:32-70.
+
+    A node's neighbours are its out-neighbours in the training adjacency graph (itself included:
+    the diagonal); `removed` holds the keys a * vocab + b of the batch users' transitions. Foreign
+    neighbours are those not removed, `limit` of them drawn uniformly; civil neighbours are all the
+    others, i.e. the removed ones and the foreign ones not drawn (the official `all - sampled
+    foreign`), `limit` of them drawn. Either set may be empty: the official gives civil the zero
+    vector then, and foreign a NaN mean that stops its run (dcrec.py:69, 381); here both get zeros.
+    """
+    group, flat = gather_ranges(row_starts[nodes], row_starts[nodes + 1] - row_starts[nodes])
+    neighbour = columns[flat]
+    foreign = ~torch.isin(nodes[group] * vocab_size + neighbour, removed)
+    keys = torch.rand(2, len(group), device=nodes.device)
+    drawn_foreign = foreign & (rank_within_groups(group * 2 + foreign.long(), keys[0]) < limit)
+    civil = ~drawn_foreign
+    drawn_civil = civil & (rank_within_groups(group * 2 + civil.long(), keys[1]) < limit)
+    count = len(nodes)
+    return (
+        segment_mean(features, neighbour[drawn_civil], group[drawn_civil], count),
+        segment_mean(features, neighbour[drawn_foreign], group[drawn_foreign], count),
+    )
+
+
+def conformity_weights(
+    full: torch.Tensor, augmented: torch.Tensor, civil: torch.Tensor, foreign: torch.Tensor, weight_mean: float
+) -> torch.Tensor:
+    """dcrec.py:210-226: the mean of three cosines (full-graph vs augmented-graph item, full-graph item
+    vs its foreign neighbours, civil vs foreign neighbours) through a sigmoid, min-max scaled over the
+    batch and rescaled to mean `weight_mean`. A batch whose agreements are all equal (one example)
+    makes the official 0/0; it gets `weight_mean` everywhere here (the limit of the rescaling)."""
+    agreement = (
+        functional.cosine_similarity(full, augmented, eps=1e-12)
+        + functional.cosine_similarity(full, foreign, eps=1e-12)
+        + functional.cosine_similarity(civil, foreign, eps=1e-12)
+    ) / 3
+    agreement = torch.sigmoid(agreement)
+    spread = agreement.max() - agreement.min()
+    if float(spread.detach()) == 0.0:
+        return torch.full_like(agreement, weight_mean) + 0 * agreement
+    scaled = (agreement - agreement.min()) / spread
+    return weight_mean / scaled.mean() * scaled
+
+
+def weight_prior_kl(prior: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """dcrec.py:25-29 (`cal_kl_1`) on both vectors sorted: KL(p || softmax(w)) summed and divided by
+    the batch, p = max(prior, 1e-8) + 1e-8 unnormalised, as F.kl_div(..., "batchmean", log_target)."""
+    target = torch.log(prior.sort().values.clamp(min=1e-8) + 1e-8)
+    log_input = torch.log_softmax(weights.sort().values + 1e-8, dim=0)
+    return functional.kl_div(log_input, target, reduction="batchmean", log_target=True)
+
+
+def rowwise_info_nce(one: torch.Tensor, two: torch.Tensor, temperature: float) -> torch.Tensor:
+    """[n] per-row losses of CLLayer.vanilla_loss (layers.py:83-87): cosine similarities over the
+    temperature; row i's positive is two[i], its negatives every row of `two` (the positive included
+    in the denominator, no same-view negatives); -log(1e-8 + e^{s_ii} / sum_j e^{s_ij})."""
+    similarity = torch.exp(functional.normalize(one) @ functional.normalize(two).T / temperature)
+    return -torch.log(1e-8 + similarity.diagonal() / similarity.sum(dim=1))
+
+
+def attention_fusion(views: torch.Tensor, weights: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+    """views [3, n, d] -> [n, d]: softmax over the views of (view W) . a (dcrec.py:411-417)."""
+    logits = ((views @ weights) * query).sum(dim=-1)
+    return (views * torch.softmax(logits, dim=0)[..., None]).sum(dim=0)
+
+
+def items_first(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded rows -> (rows with the items first and the padding after, as RecBole feeds them;
+    lengths), cut to the longest row: with items first the cut changes no position."""
+    lengths = (inputs > 0).sum(dim=1)
+    width = max(int(lengths.max()), 1) if len(lengths) else 1
+    columns = torch.arange(width, device=inputs.device)
+    start = inputs.shape[1] - lengths
+    taken = inputs.gather(1, (start[:, None] + columns[None, :]).clamp(max=inputs.shape[1] - 1))
+    return torch.where(columns[None, :] < lengths[:, None], taken, torch.zeros_like(taken)), lengths
+
+
+def prefix_examples(inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The official prefix expansion of a batch (run_DCRec.py:152-184): one example per target.
+
+    inputs, targets [b, L] left-padded; the example at (row r, column c) is inputs[r] up to column c,
+    items first ("items" [n, width], "lengths"), its last item and its next item ("target"), and
+    its user row ("rows").
+    """
+    rows, columns = (targets > 0).nonzero(as_tuple=True)
+    first = inputs.shape[1] - (inputs > 0).sum(dim=1)
+    lengths = columns - first[rows] + 1
+    width = max(int(lengths.max()), 1) if len(lengths) else 1
+    offsets = torch.arange(width, device=inputs.device)
+    source = (first[rows][:, None] + offsets[None, :]).clamp(max=inputs.shape[1] - 1)
+    taken = inputs[rows[:, None], source]
+    items = torch.where(offsets[None, :] < lengths[:, None], taken, torch.zeros_like(taken))
+    return {
+        "items": items,
+        "lengths": lengths,
+        "last": inputs[rows, columns],
+        "target": targets[rows, columns],
+        "rows": rows,
+    }
+
+
+@register
+class DCRec(RecommenderModel):
+    name = "dcrec"
+    defaults: ClassVar[dict] = {
+        # official Beauty settings, run_DCRec.py:250-264 (RecBole's Transformer: 2 layers, 2 heads, 64 dims)
+        "layers": 2,
+        "heads": 2,
+        "dropout": 0.5,  # hidden_dropout_prob, run_DCRec.py:253
+        "attention_dropout": 0.1,  # attn_dropout_prob, Beauty's own, run_DCRec.py:260
+        "graph_dropout": 0.5,  # graph_dropout_prob (edge dropout), run_DCRec.py:252
+        "graphcl_coefficient": 0.1,  # run_DCRec.py:251
+        "kl_weight": 0.01,  # run_DCRec.py:255
+        "weight_mean": 0.5,  # run_DCRec.py:263
+        "sim_group": 4,  # run_DCRec.py:262: 4 neighbours + the item itself per similarity row
+        "cl_temp": 1.0,  # run_DCRec.py:264
+        "neighbour_sample": 10,  # hard-coded in dcrec.py:43-51
+        "eval_edge_dropout": True,  # the official GCN drops edges in eval too (dcrec.py:117-119)
+        "similarity_rows": "official",  # "aligned": each item its own top-k list (fixes run_DCRec.py:121-140)
+        # official: 2048 prefixes a step (run_DCRec.py:261); ours: users, each with all its prefixes
+        # (5.7 on average on Beauty), so 358 users hold about 2048 examples
+        "batch_size": 358,
+        # official stopping_step 20 (run_DCRec.py:226) on test Recall@1 over 100 sampled negatives;
+        # ours: on validation NDCG@20, full ranking (protocol)
+        "patience": 20,
+    }
+
+    def __init__(self, vocab_size: int, settings: dict) -> None:
+        super().__init__()
+        if settings["similarity_rows"] not in SIMILARITY_ROWS:
+            raise ValueError(f"similarity_rows must be one of {SIMILARITY_ROWS}, got {settings['similarity_rows']!r}")
+        self.vocab_size = vocab_size
+        self.backbone = backbone_from(vocab_size, settings, causal=False)
+        size, std = settings["hidden_size"], settings["init_std"]
+        self.graph_input_dropout = Dropout(settings["dropout"])  # dcrec.py:173, 263: the GCN input's dropout
+        self.graph_norm = nn.LayerNorm(size, eps=LAYER_NORM_EPS)  # dcrec.py:196
+        self.fusion_weights = nn.Parameter(torch.empty(size, size).normal_(0, std))  # attn_weights, dcrec.py:183
+        self.fusion_query = nn.Parameter(torch.empty(1, size).normal_(0, std))  # attn, dcrec.py:182
+        self.graph_dropout = settings["graph_dropout"]
+        self.graphcl_coefficient = settings["graphcl_coefficient"]
+        self.kl_weight = settings["kl_weight"]
+        self.weight_mean = settings["weight_mean"]
+        self.sim_group = settings["sim_group"]
+        self.cl_temp = settings["cl_temp"]
+        self.neighbour_sample = settings["neighbour_sample"]
+        self.eval_edge_dropout = settings["eval_edge_dropout"]
+        self.similarity_rows = settings["similarity_rows"]
+        self.prepared = False
+
+    # ----- the graphs, built once -----
+    def prepare(self, train_sequences: SequenceData) -> None:
+        vocab = self.vocab_size
+        inputs = without_last_items(train_sequences)  # s_1..s_{n-3}: the official training lines' histories
+        self.train_adjacency = EdgeList(adjacency_graph(inputs, vocab))
+        self.train_similarity = EdgeList(*similarity_graph(inputs, vocab, self.sim_group, self.similarity_rows))
+        self.eval_adjacency = EdgeList(adjacency_graph(train_sequences, vocab))
+        self.eval_similarity = EdgeList(*similarity_graph(train_sequences, vocab, self.sim_group, self.similarity_rows))
+        # the training graph's rows (coalesced: sorted by source) for the neighbour read-outs
+        row_starts = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(self.train_adjacency.out_degree, 0)])
+        self.register_buffer("row_starts", row_starts, persistent=False)
+        # each user's transitions (the official user_edges, run_DCRec.py:47-59), for the augmented graph
+        first, second = consecutive_pairs(inputs)
+        pair_offsets = np.concatenate([[0], np.cumsum(np.maximum(inputs.lengths - 1, 0))])
+        self.register_buffer("pair_first", torch.from_numpy(first.astype(np.int64)), persistent=False)
+        self.register_buffer("pair_second", torch.from_numpy(second.astype(np.int64)), persistent=False)
+        self.register_buffer("pair_offsets", torch.from_numpy(pair_offsets.astype(np.int64)), persistent=False)
+        self.prepared = True
+
+    def _check_prepared(self) -> None:
+        if not self.prepared:
+            raise RuntimeError("dcrec: call prepare(train_sequences) first: its item graphs come from the data")
+
+    def removed_transitions(self, users: torch.Tensor) -> torch.Tensor:
+        """Sorted keys a * vocab + b of both directions of every transition of these users' training
+        inputs: the edges the augmented graph loses (dcrec.py:73-92)."""
+        starts = self.pair_offsets[users]
+        _, flat = gather_ranges(starts, self.pair_offsets[users + 1] - starts)
+        first, second = self.pair_first[flat], self.pair_second[flat]
+        return torch.cat([first * self.vocab_size + second, second * self.vocab_size + first]).unique()
+
+    def graph_view(
+        self, graph: EdgeList, keep: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """[vocab, d]: LayerNorm(GCN(dropout(E)) + dropout(E)) (dcrec.py:261-265), in float32.
+
+        The official GCN drops edges in eval mode too; with `eval_edge_dropout` that happens here
+        from `generator` (seeded per evaluation batch), so a model always scores the same.
+        """
+        drop = self.graph_dropout if (self.training or self.eval_edge_dropout) else 0.0
+        with torch.autocast(self.backbone.item_embedding.weight.device.type, enabled=False):
+            table = self.graph_input_dropout(self.backbone.item_embedding.weight.float())
+            matrix = graph.propagation(keep, drop, generator)
+            return self.graph_norm(light_propagation(table, matrix) + table)
+
+    def encode(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Rows with their items first -> the output at each row's last item.
+
+        With the items first, cutting trailing padding changes no output (padding keys are masked,
+        positions count from the first item), so rows are encoded in groups of similar length,
+        each cut to a power of two: most prefixes are short, and a 50-wide batch costs several
+        times the encoder work.
+        """
+        widths = torch.clamp(lengths, min=1)
+        widths = (2 ** torch.ceil(torch.log2(widths.double()))).long().clamp(max=items.shape[1])
+        states = None
+        for width in torch.unique(widths).tolist():
+            rows = (widths == width).nonzero(as_tuple=True)[0]
+            outputs = self.backbone(items[rows, :width])
+            picked = outputs[torch.arange(len(rows), device=items.device), (lengths[rows] - 1).clamp(min=0)]
+            if states is None:
+                states = outputs.new_empty((len(items), outputs.shape[-1]))
+            states = states.index_copy(0, rows, picked)
+        return states
+
+    def fuse(self, sequence: torch.Tensor, transition: torch.Tensor, similarity: torch.Tensor) -> torch.Tensor:
+        return attention_fusion(torch.stack([sequence, transition, similarity]), self.fusion_weights, self.fusion_query)
+
+    # ----- training -----
+    def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
+        self._check_prepared()
+        examples = prefix_examples(batch["input"], batch["target"])
+        count = len(examples["target"])
+        if count == 0:  # every user of the batch has an empty training input
+            zero = sum(parameter.sum() for parameter in self.parameters()) * 0.0
+            return {"next_item": zero, "graph_cl": zero, "kl": zero, "total": zero}
+        last, lengths = examples["last"], examples["lengths"]
+        # two passes with their own dropout (dcrec.py:359-361), as one batch
+        states = self.encode(torch.cat([examples["items"]] * 2), torch.cat([lengths] * 2))
+        sequence, sequence_again = states[:count], states[count:]
+        transition_all = self.graph_view(self.train_adjacency)
+        similarity_all = self.graph_view(self.train_similarity)
+        removed = self.removed_transitions(batch["users"])
+        keep = ~torch.isin(self.train_adjacency.keys(), removed)
+        augmented = self.graph_view(self.train_adjacency, keep=keep)[last]
+        transition, similarity = transition_all[last], similarity_all[last]
+        civil, foreign = neighbour_readouts(
+            last,
+            self.row_starts,
+            self.train_adjacency.destination,
+            removed,
+            self.vocab_size,
+            transition_all,
+            self.neighbour_sample,
+        )
+        weights = conformity_weights(transition, augmented, civil, foreign, self.weight_mean)
+        weights = torch.where(lengths == 1, torch.full_like(weights, SHORT_PREFIX_WEIGHT), weights)
+        prior = torch.normal(self.weight_mean, PRIOR_STD, size=(count,), device=weights.device)
+        kl = self.kl_weight * weight_prior_kl(prior, weights)
+        personal = weights.max() - weights
+        weighted = weights * rowwise_info_nce(sequence_again, transition, self.cl_temp)
+        weighted = weighted + personal * rowwise_info_nce(transition, similarity, self.cl_temp)
+        graph_cl = self.graphcl_coefficient * weighted.mean()
+        fused = self.fuse(sequence, transition, similarity)
+        next_item = functional.cross_entropy(self.backbone.item_scores(fused), examples["target"])
+        return {"next_item": next_item, "graph_cl": graph_cl, "kl": kl, "total": next_item + graph_cl + kl}
+
+    # ----- scoring -----
+    def represent(self, batch: Batch) -> torch.Tensor:
+        """[b, d]: the fused view of each history, on the evaluation graphs (dcrec.py:428-450)."""
+        self._check_prepared()
+        inputs = batch["input"]
+        items, lengths = items_first(inputs)
+        generator = None
+        if not self.training:
+            first_user = int(batch["users"][0]) if "users" in batch and len(batch["users"]) else 0
+            generator = torch.Generator().manual_seed(EVAL_SEED + first_user)
+        last = inputs[:, -1]
+        transition = self.graph_view(self.eval_adjacency, generator=generator)[last]
+        similarity = self.graph_view(self.eval_similarity, generator=generator)[last]
+        return self.fuse(self.encode(items, lengths), transition, similarity)
+
+    def score(self, batch: Batch) -> torch.Tensor:
+        return self.backbone.item_scores(self.represent(batch))
+
+    def user_snapshot(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.represent(batch), None
