@@ -35,6 +35,14 @@ def job_counts(output: str) -> dict[str, int]:
     return {name: int(count) for name, count in (line.split() for line in table)}
 
 
+@pytest.mark.skipif(shutil.which("git") is None or not (REPO / ".git").exists(), reason="not a git checkout")
+def test_own_data_folder_is_ignored_but_no_source_or_fixture_folder_is():
+    # --no-index: the patterns alone decide, whether or not a path is tracked
+    paths = ["data/purchases.tsv", "tests/data/new.csv", "src/elcrec/data/new.py"]
+    result = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=REPO, capture_output=True, text=True)
+    assert result.stdout.split() == ["data/purchases.tsv"], result.stderr
+
+
 def test_lint_is_clean():
     result = snakemake("--lint")
     assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr
