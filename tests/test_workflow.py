@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SHARED
+from conftest import FIXTURES, REPO, SHARED
 
 PROTOCOL_STATS = {  # PROTOCOL.md "Data": users / items / interactions
     "beauty": ("Beauty.txt", 22363, 12101, 198502),
@@ -92,6 +92,18 @@ def test_config_errors_stop_before_any_job_and_name_the_key(tmp_path, override, 
 def test_unknown_route_is_one_clear_error(tmp_path):
     result = snakemake("-n", "--config", "datasets={'beauty': {'route': 'rare'}}", workdir=tmp_path)
     assert result.returncode != 0 and "config datasets.beauty.route: 'rare'" in result.stdout + result.stderr
+
+
+def test_a_failing_job_s_own_message_reaches_the_terminal_and_its_log(tmp_path):
+    source = {"name": "interactions.csv", "url": (FIXTURES / "raw/interactions.csv").as_uri(), "sha256": "0" * 64}
+    config = tmp_path / "bad.yaml"
+    config.write_text(json.dumps({"datasets": {"example-csv": {"sources": [source]}}}))  # JSON is YAML
+    target = "resources/raw/example-csv/interactions.csv"
+    result = snakemake("--cores", "1", "--configfile", str(config), "--", target, workdir=tmp_path)
+    cause = "elcrec download: error: interactions.csv: sha256 mismatch for the file from"
+    assert result.returncode != 0 and cause in result.stderr  # snakemake's own output, not only the log
+    assert cause in (tmp_path / "logs/download/example-csv/interactions.csv.log").read_text()
+    assert not (tmp_path / target).exists()
 
 
 def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):

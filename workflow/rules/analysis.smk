@@ -18,8 +18,8 @@ rule analyse:
     conda:
         "../../envs/elcrec.yaml"
     shell:
-        "{params.elcrec} analyse --runs results/runs --sequences-dir resources/sequences --paper {input.paper:q}"
-        " --seeds {params.seeds} --tolerance {params.tolerance} --out results/tables 2> {log:q}"
+        "{params.elcrec} --log {log:q} analyse --runs results/runs --sequences-dir resources/sequences"
+        " --paper {input.paper:q} --seeds {params.seeds} --tolerance {params.tolerance} --out results/tables"
 
 
 # The scale study (beyond the paper): ELCRec's cluster step vs ICLRec's E-step against the number
@@ -38,5 +38,5 @@ rule scale:
     conda:
         "../../envs/elcrec.yaml"
     shell:
-        "{params.elcrec} scale --users {params.users} --clusters {params.clusters} --threads {params.threads}"
-        " --out {output:q} 2> {log:q}"
+        "{params.elcrec} --log {log:q} scale --users {params.users} --clusters {params.clusters}"
+        " --threads {params.threads} --out {output:q}"

@@ -19,7 +19,7 @@ rule download:
     conda:
         "../../envs/elcrec.yaml"
     shell:
-        "{params.elcrec} download {params.args} --dest {output.file:q} --record {output.record:q} 2> {log:q}"
+        "{params.elcrec} --log {log:q} download {params.args} --dest {output.file:q} --record {output.record:q}"
 
 
 rule sequences:
@@ -37,5 +37,5 @@ rule sequences:
     conda:
         "../../envs/elcrec.yaml"
     shell:
-        "{params.elcrec} sequences --spec {params.spec:q} --inputs {input.raw:q} --records {input.records:q}"
-        " --output {output.sequences:q} --stats {output.stats:q} 2> {log:q}"
+        "{params.elcrec} --log {log:q} sequences --spec {params.spec:q} --inputs {input.raw:q}"
+        " --records {input.records:q} --output {output.sequences:q} --stats {output.stats:q}"

@@ -17,4 +17,4 @@ rule report:
     conda:
         "../../envs/elcrec.yaml"
     shell:
-        "{params.elcrec} report --tables results/tables --out results/report 2> {log:q}"
+        "{params.elcrec} --log {log:q} report --tables results/tables --out results/report"
