@@ -14,14 +14,29 @@ from snakemake.utils import validate
 REPO = Path(workflow.basedir).resolve()
 sys.path.insert(0, str(REPO / "src"))
 
+import jsonschema  # noqa: E402
+
 from elcrec import RUN_DIR, ElcrecError  # noqa: E402
 from elcrec.data.registry import interaction_sources, load_registry, resolve_dataset, source_of  # noqa: E402
 from elcrec.experiments import RunKey, expand as expand_grid, summary as grid_summary  # noqa: E402
 from elcrec.report.tables import TABLE_NAMES  # noqa: E402
+from elcrec.schema import describe as describe_schema_error  # noqa: E402
 
-validate(config, str(REPO / "config" / "schema.yaml"))
+
+def validated(data, schema, what):
+    """Snakemake's validation (it also fills in the schema's defaults), its error cut to the one
+    line that names the key: its own message goes on to print the whole schema and config."""
+    try:
+        validate(data, schema)
+    except WorkflowError as error:
+        if not isinstance(error.__context__, jsonschema.ValidationError):
+            raise
+        raise WorkflowError(describe_schema_error(error.__context__, what)) from None
+
+
+validated(config, str(REPO / "config" / "schema.yaml"), "config")
 REGISTRY = load_registry([REPO / path for path in config["registries"]])
-validate(REGISTRY, str(REPO / "config" / "datasets.schema.yaml"))
+validated(REGISTRY, str(REPO / "config" / "datasets.schema.yaml"), "dataset registry")
 
 DATASETS = list(config["datasets"])
 SPECS = {name: resolve_dataset(REGISTRY, name, config["datasets"][name], REPO) for name in DATASETS}
