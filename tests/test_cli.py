@@ -54,6 +54,43 @@ def test_sequences_refuses_a_malformed_benchmark_file_and_writes_nothing(tmp_pat
     assert not out.exists()
 
 
+def test_sequences_refuses_a_benchmark_file_with_too_short_users_naming_file_and_line(tmp_path, capsys):
+    short = tmp_path / "Mine.txt"
+    short.write_text("1 1 2 3\n2 4 5\n")
+    spec = json.dumps({"name": "mine", "route": "paper", "format": "sequences"})
+    out = tmp_path / "seq" / "mine.txt"
+    args = ["sequences", "--spec", spec, "--inputs", str(short), "--output", str(out), "--stats", str(tmp_path / "s")]
+    assert main(args) == 2
+    assert f"{short}:2: user 2 has 2 item(s), but every user needs at least 3" in capsys.readouterr().err
+    assert not out.exists()
+    with_preprocessing = json.dumps(
+        {"name": "mine", "route": "paper", "format": "sequences", "preprocessing": {"user_k": 5}}
+    )
+    assert main(["sequences", "--spec", with_preprocessing, *args[3:]]) == 2
+    assert "would not be applied" in capsys.readouterr().err
+
+
+def test_sequences_refuses_preprocessing_that_leaves_users_too_short_for_the_split(tmp_path, capsys):
+    raw = tmp_path / "mine.csv"  # user a: 3 items, b: 2, c: 1
+    raw.write_text("user_id,item_id,timestamp\na,1,1\na,2,2\na,3,3\nb,1,1\nb,2,2\nc,3,1\n")
+    spec = {
+        "name": "mine",
+        "route": "raw",
+        "format": "csv",
+        "reader": {"user_column": "user_id", "item_column": "item_id"},
+    }
+    spec["preprocessing"] = {"user_k": 1, "item_k": 1}
+    out = tmp_path / "mine.txt"
+    args = ["sequences", "--spec", json.dumps(spec), "--inputs", str(raw), "--output", str(out)]
+    assert main([*args, "--stats", str(tmp_path / "s")]) == 2
+    error = capsys.readouterr().err
+    assert "dataset mine: after preprocessing {'user_k': 1, 'item_k': 1}, 2 users have fewer than 3 items" in error
+    assert "(user 2: 2)" in error and "set preprocessing.user_k to 3 or more" in error and not out.exists()
+    spec["preprocessing"] = {"user_k": 3, "item_k": 1}  # k-core keeps user a alone
+    assert main(["sequences", "--spec", json.dumps(spec), *args[3:], "--stats", str(tmp_path / "s")]) == 0
+    assert out.read_text() == "1 1 2 3\n"
+
+
 def test_train_then_evaluate_a_run(tmp_path, fixtures, capsys):
     sequences = str(fixtures / "benchmark" / "Beauty.txt")
     settings = json.dumps({"epochs": 2, "clusters": 4, "layers": 1, "device": "cpu"})

@@ -77,6 +77,7 @@ def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
         ("datasets:\n  beauty: {route: paper, sorces: []}\n", "config datasets.beauty: an unknown key 'sorces'"),
         ("models:\n  sasrec: {variant: {}}\n", "config models.sasrec: an unknown key 'variant' (did you mean"),
         ("models:\n  elcrec: {datasets: {beauty: {alfa: 1}}}\n", "unknown setting(s) ['alfa']"),
+        ("datasets:\n  beauty: {preprocessing: {user_k: 10}}\n", "config datasets.beauty: route 'paper' has"),
         ("experiments:\n  ablation: {datasets: [beuty]}\n", "experiments.ablation.datasets: ['beuty'] are not"),
         ("experiments:\n  cost: {runs: [[elcrec, fast]]}\n", "experiments.cost: models.elcrec: no variant 'fast'"),
     ],

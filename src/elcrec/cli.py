@@ -33,21 +33,32 @@ def _download(args: argparse.Namespace) -> None:
 def _sequences(args: argparse.Namespace) -> None:
     from elcrec.data.preprocess import build_sequences
     from elcrec.data.readers import read_interactions
-    from elcrec.data.sequences import SequenceData, dataset_stats
+    from elcrec.data.registry import check_route
+    from elcrec.data.sequences import MIN_LENGTH, SequenceData, dataset_stats
     from elcrec.fileio import atomic_path, write_json_atomic
 
     spec = json.loads(args.spec)
+    check_route(spec)
     records = [json.loads(Path(path).read_text(encoding="utf-8")) for path in args.records or []]
     if spec["format"] == "sequences":
         if len(args.inputs) != 1:
             raise ElcrecError(f"dataset {spec['name']}: the 'sequences' format takes one file, got {len(args.inputs)}")
-        SequenceData.load(args.inputs[0])  # validates the format before it becomes the sequence file
+        # the format and every user's length, checked before the file becomes the sequence file
+        SequenceData.load(args.inputs[0], min_length=MIN_LENGTH)
         with atomic_path(args.output) as temporary:
             shutil.copyfile(args.inputs[0], temporary)
         steps = None
     else:
         interactions = read_interactions(spec["format"], args.inputs, spec.get("reader"))
-        sequences, steps = build_sequences(interactions, spec.get("preprocessing", {}))
+        preprocessing = spec.get("preprocessing", {})
+        sequences, steps = build_sequences(interactions, preprocessing)
+        short = [index for index, sequence in enumerate(sequences) if len(sequence) < MIN_LENGTH]
+        if short:
+            raise ElcrecError(
+                f"dataset {spec['name']}: after preprocessing {preprocessing}, {len(short)} users have fewer than "
+                f"{MIN_LENGTH} items (user {short[0] + 1}: {len(sequences[short[0]])}), which the leave-one-out "
+                f"split needs: set preprocessing.user_k to {MIN_LENGTH} or more"
+            )
         SequenceData.from_sequences(sequences).save(args.output)
     stats = dataset_stats(args.output, records, steps, spec)
     write_json_atomic(args.stats, stats)
@@ -82,7 +93,7 @@ def _full_settings(model: str, given: dict) -> dict:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from elcrec.data.sequences import SequenceData
+    from elcrec.data.sequences import MIN_LENGTH, SequenceData
     from elcrec.fileio import file_digest
     from elcrec.memory import keep_freed_memory
     from elcrec.training import run
@@ -91,7 +102,7 @@ def _train(args: argparse.Namespace) -> None:
     settings = _full_settings(args.model, _settings_argument(args.settings))
     if args.threads is not None:
         settings["threads"] = args.threads
-    split = SequenceData.load(args.sequences).split(max_len=settings["max_len"])
+    split = SequenceData.load(args.sequences, min_length=MIN_LENGTH).split(max_len=settings["max_len"])
     provenance = {
         "dataset": args.dataset,
         "variant": args.variant,
@@ -103,14 +114,14 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from elcrec.data.sequences import SequenceData
+    from elcrec.data.sequences import MIN_LENGTH, SequenceData
     from elcrec.evaluation import evaluate
     from elcrec.fileio import write_json_atomic
     from elcrec.runinfo import resolve_device
     from elcrec.training import load_model_file
 
     device = resolve_device(args.device)
-    data = SequenceData.load(args.sequences)
+    data = SequenceData.load(args.sequences, min_length=MIN_LENGTH)
     model, record = load_model_file(args.model_file, device, data.training_part())
     split = data.split(max_len=record["settings"]["max_len"])
     if split.vocab_size != record["vocab_size"]:

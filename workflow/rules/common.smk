@@ -39,7 +39,10 @@ REGISTRY = load_registry([REPO / path for path in config["registries"]])
 validated(REGISTRY, str(REPO / "config" / "datasets.schema.yaml"), "dataset registry")
 
 DATASETS = list(config["datasets"])
-SPECS = {name: resolve_dataset(REGISTRY, name, config["datasets"][name], REPO) for name in DATASETS}
+try:
+    SPECS = {name: resolve_dataset(REGISTRY, name, config["datasets"][name], REPO) for name in DATASETS}
+except ElcrecError as error:
+    raise WorkflowError(str(error)) from None
 MIRROR_DIR = str((REPO / config["mirror_dir"]).resolve()) if config["mirror_dir"] else None
 
 # Every run of every experiment, its settings resolved (and checked) now, so a typo stops the
