@@ -110,6 +110,46 @@ def test_a_failing_job_s_own_message_reaches_the_terminal_and_its_log(tmp_path):
     assert not (tmp_path / target).exists()
 
 
+def test_trust_on_first_use_through_the_workflow_fix_reset_and_a_forced_re_download_that_fails(tmp_path):
+    source = tmp_path / "mine" / "purchases.csv"
+    source.parent.mkdir()
+    shutil.copyfile(FIXTURES / "raw/interactions.csv", source)
+    config = tmp_path / "mine.yaml"
+    entry = {"name": "interactions.csv", "url": source.as_uri(), "sha256": None}
+    config.write_text(json.dumps({"datasets": {"example-csv": {"sources": [entry]}}}))
+    target = "resources/raw/example-csv/interactions.csv"
+    record = f"{target}.tofu.sha256"
+    provenance = tmp_path / "resources/provenance/example-csv/interactions.csv.json"
+
+    def download(*options):
+        return snakemake("--cores", "1", *options, "--configfile", str(config), "--", target, workdir=tmp_path)
+
+    assert download().returncode == 0 and (tmp_path / record).exists()
+    first = (tmp_path / target).read_bytes()
+
+    # fixing the source re-runs its download, which stops and names the record that trusts the old bytes,
+    # every time until that record is deleted
+    fixed = first + b"u999,i1,1700000000\n"
+    source.write_bytes(fixed)
+    later = (tmp_path / target).stat().st_mtime + 10
+    os.utime(source, (later, later))
+    for _ in range(2):
+        refused = download()
+        assert refused.returncode != 0 and f"recorded when it was first trusted in {record}" in refused.stderr
+        assert f"delete {record} and run again" in refused.stderr and not (tmp_path / target).exists()
+
+    (tmp_path / record).unlink()  # the documented reset
+    assert download().returncode == 0 and (tmp_path / target).read_bytes() == fixed
+    assert (tmp_path / record).read_text().split()[0] == hashlib.sha256(fixed).hexdigest()
+
+    # a forced re-download that cannot reach its source puts the verified file back, and says so
+    source.unlink()
+    forced = download("--forcerun", "download")
+    assert forced.returncode == 0 and "elcrec download: warning: interactions.csv: trust-on-first-use" in forced.stderr
+    assert (tmp_path / target).read_bytes() == fixed
+    assert "no such file" in json.loads(provenance.read_text())["download_error"]
+
+
 def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
     result = snakemake("--cores", "2", "--configfile", str(REPO / "config" / "smoke.yaml"), workdir=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -27,7 +27,10 @@ def _download(args: argparse.Namespace) -> None:
     record = fetch(source, args.dest, mirror_dir=args.mirror_dir, retries=args.retries, timeout_s=args.timeout)
     if args.record:
         write_json_atomic(args.record, record)
-    print(f"{record['name']}: {record['verification']} (sha256 {record['sha256']})", file=sys.stderr)
+    line = f"{record['name']}: {record['verification']} (sha256 {record['sha256']})"
+    print(line, file=sys.stderr)
+    if record["download_error"] and args.terminal is not None:
+        print(f"elcrec download: warning: {line}", file=args.terminal)  # a fallback is worth seeing
 
 
 def _sequences(args: argparse.Namespace) -> None:
@@ -342,6 +345,7 @@ def _stderr_into(log: str | None) -> Iterator[TextIO | None]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with _stderr_into(args.log) as terminal:
+        args.terminal = terminal  # for the rare line a command wants seen beyond its log
         try:
             args.handler(args)
         except ElcrecError as error:

@@ -17,6 +17,7 @@ sys.path.insert(0, str(REPO / "src"))
 import jsonschema  # noqa: E402
 
 from elcrec import RUN_DIR, ElcrecError  # noqa: E402
+from elcrec.data.download import file_url_path  # noqa: E402
 from elcrec.data.registry import interaction_sources, load_registry, resolve_dataset, source_of  # noqa: E402
 from elcrec.experiments import RunKey, expand as expand_grid, summary as grid_summary  # noqa: E402
 from elcrec.report.tables import TABLE_NAMES  # noqa: E402
@@ -83,6 +84,13 @@ def download_args(wildcards):
     if MIRROR_DIR:
         args += ["--mirror-dir", MIRROR_DIR]
     return " ".join(shlex.quote(str(arg)) for arg in args)
+
+
+def local_source(wildcards):
+    """The source file itself when it is a file:// URL that exists (a missing one is the download's
+    own error, with its message), so that changing it re-runs the download."""
+    path = file_url_path(source_of(SPECS[wildcards.dataset], wildcards.filename).url)
+    return [str(path)] if path is not None and path.is_file() else []
 
 
 def raw_files(wildcards):

@@ -7,7 +7,13 @@ localrules:
     download,
 
 
+# A file:// source is an input, so fixing the file re-runs its download (which, for a source
+# trusted on first use, then names the record to delete: README "Checksums"). Snakemake deletes
+# the outputs before a re-run; `elcrec download` keeps the verified file under .verified/ and
+# puts it back when a re-download cannot reach its source (src/elcrec/data/download.py).
 rule download:
+    input:
+        local_source,
     output:
         file="resources/raw/{dataset}/{filename}",
         record="resources/provenance/{dataset}/{filename}.json",
