@@ -150,6 +150,23 @@ def test_trust_on_first_use_through_the_workflow_fix_reset_and_a_forced_re_downl
     assert "no such file" in json.loads(provenance.read_text())["download_error"]
 
 
+def test_own_data_config_plans_only_its_chosen_runs_and_a_target_goes_before_configfile_or_after_dashes(tmp_path):
+    own = str(REPO / "config" / "own-data.yaml")
+    result = snakemake("-n", "--configfile", own, workdir=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = {"download": 1, "sequences": 1, "train": 2, "analyse": 1, "report": 1, "all": 1, "total": 7}
+    assert job_counts(result.stdout) == counts  # none of the paper's 268 runs, no scale study
+    assert "experiment mine: 2 runs (0 shared with other experiments)\n2 distinct runs in all" in result.stderr
+    assert "results/runs/example-csv/elcrec/ELCRec/seed1/metrics.json" in result.stdout
+
+    target = "results/runs/example-csv/sasrec/default/seed1/metrics.json"
+    for args in ((target, "--configfile", own), ("--configfile", own, "--", target)):
+        one = snakemake("-n", *args, workdir=tmp_path)
+        assert one.returncode == 0 and job_counts(one.stdout) == {"download": 1, "sequences": 1, "train": 1, "total": 3}
+    # the README shows the file as it is
+    assert (REPO / "config" / "own-data.yaml").read_text() in (REPO / "README.md").read_text()
+
+
 def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
     result = snakemake("--cores", "2", "--configfile", str(REPO / "config" / "smoke.yaml"), workdir=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -11,7 +11,7 @@ rule analyse:
         [f"results/tables/{name}.csv" for name in TABLE_NAMES],
     params:
         elcrec=ELCREC,
-        seeds=" ".join(str(seed) for seed in config["seeds"]),
+        seeds=" ".join(map(str, ANALYSIS_SEEDS)),
         tolerance=config["report"]["tolerance_pct"],
     log:
         "logs/analyse.log",

@@ -19,7 +19,8 @@ import jsonschema  # noqa: E402
 from elcrec import RUN_DIR, ElcrecError  # noqa: E402
 from elcrec.data.download import file_url_path  # noqa: E402
 from elcrec.data.registry import interaction_sources, load_registry, resolve_dataset, source_of  # noqa: E402
-from elcrec.experiments import RunKey, expand as expand_grid, summary as grid_summary  # noqa: E402
+from elcrec.experiments import RunKey, expand as expand_grid, select as select_experiments  # noqa: E402
+from elcrec.experiments import summary as grid_summary  # noqa: E402
 from elcrec.report.tables import TABLE_NAMES  # noqa: E402
 from elcrec.schema import describe as describe_schema_error  # noqa: E402
 
@@ -39,9 +40,12 @@ validated(config, str(REPO / "config" / "schema.yaml"), "config")
 REGISTRY = load_registry([REPO / path for path in config["registries"]])
 validated(REGISTRY, str(REPO / "config" / "datasets.schema.yaml"), "dataset registry")
 
-DATASETS = list(config["datasets"])
+# `experiments_only` cuts the grid and the datasets to the chosen experiments (a config of your own
+# data: the paper's experiments and datasets, merged in from config.yaml, stay unused).
 try:
-    SPECS = {name: resolve_dataset(REGISTRY, name, config["datasets"][name], REPO) for name in DATASETS}
+    SELECTED = select_experiments(config)
+    DATASETS = list(SELECTED["datasets"])
+    SPECS = {name: resolve_dataset(REGISTRY, name, SELECTED["datasets"][name], REPO) for name in DATASETS}
 except ElcrecError as error:
     raise WorkflowError(str(error)) from None
 MIRROR_DIR = str((REPO / config["mirror_dir"]).resolve()) if config["mirror_dir"] else None
@@ -49,7 +53,7 @@ MIRROR_DIR = str((REPO / config["mirror_dir"]).resolve()) if config["mirror_dir"
 # Every run of every experiment, its settings resolved (and checked) now, so a typo stops the
 # workflow before any job; runs shared between experiments are one key (one run directory).
 try:
-    GRID = expand_grid(config)
+    GRID = expand_grid(SELECTED)
 except ElcrecError as error:
     raise WorkflowError(str(error)) from None
 RUN_SETTINGS = {(key.dataset, key.model, key.variant): settings for key, settings in GRID.runs.items()}
@@ -143,10 +147,17 @@ def run_targets():
     return [f"{key.run_dir}/metrics.json" for key in sorted(GRID.runs)]
 
 
+# the seeds the analysis expects of every table cell: those the grid trains (`seeds`, or the
+# chosen experiments' own)
+ANALYSIS_SEEDS = sorted({key.seed for key in GRID.runs}) or config["seeds"]
+
+
 # the analysis stage's files and the report's inputs (absolute: the working directory may be elsewhere)
 PAPER_FILE = str(REPO / "config" / "paper.yaml")
 REPORT_TEMPLATES = sorted(str(path) for path in (REPO / "reports" / "templates").iterdir())
 REPORT_TARGETS = ["results/report/report.html", "results/report/report.md"]
+# the scale study (synthetic users) belongs to the paper's pipeline, not to a run of chosen experiments
+SCALE_TABLES = [] if config.get("experiments_only") else ["results/tables/scale.csv"]
 
 
 def all_targets():

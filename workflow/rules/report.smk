@@ -5,7 +5,7 @@
 rule report:
     input:
         tables=[f"results/tables/{name}.csv" for name in TABLE_NAMES],
-        scale="results/tables/scale.csv",
+        scale=SCALE_TABLES,
         templates=REPORT_TEMPLATES,
     output:
         html="results/report/report.html",
