@@ -136,6 +136,11 @@ def test_analyse_then_report_from_run_directories(tmp_path, capsys):
     assert "from 2 runs" in capsys.readouterr().err and (tables / "table1.csv").exists()
     assert main(["report", "--tables", str(tables), "--out", str(tmp_path / "report")]) == 0
     assert (tmp_path / "report" / "report.html").exists() and (tmp_path / "report" / "report.md").exists()
+    # without --seeds: the seeds the runs have (1 and 2), not a config's
+    assert main(["analyse", *common[:-3], "--out", str(tmp_path / "inferred")]) == 0
+    assert (tmp_path / "inferred" / "missing.csv").read_text() == (tables / "missing.csv").read_text()
+    assert main(["analyse", *common[:-2], "1", "2", "3", "--out", str(tmp_path / "three")]) == 0
+    assert (tmp_path / "three" / "missing.csv").read_text() != (tables / "missing.csv").read_text()
 
 
 def test_report_without_tables_is_one_clear_error(tmp_path, capsys):

@@ -167,6 +167,29 @@ def test_own_data_config_plans_only_its_chosen_runs_and_a_target_goes_before_con
     assert (REPO / "config" / "own-data.yaml").read_text() in (REPO / "README.md").read_text()
 
 
+def test_rerender_makes_tables_and_report_from_the_runs_there_whichever_config_trained_them(tmp_path):
+    from run_helpers import write_run
+
+    for seed in (1, 2):  # as a smoke run leaves them: two seeds, where config.yaml expects three
+        write_run(tmp_path / "results/runs", "beauty", "elcrec", "ELCRec", seed, 0.5)
+        write_run(tmp_path / "results/runs", "beauty", "sasrec", "default", seed, 0.4)
+    # the report's own target is the report of the config's grid: without the config of the runs, it trains
+    grid = snakemake("-n", "results/report/report.html", workdir=tmp_path)
+    assert grid.returncode == 0 and job_counts(grid.stdout)["train"] == 268
+    for config in ([], ["--configfile", str(REPO / "config" / "smoke.yaml")]):
+        planned = snakemake("-n", "rerender", *config, workdir=tmp_path)
+        assert planned.returncode == 0 and job_counts(planned.stdout) == {"rerender": 1, "total": 1}
+
+    before = {path: path.stat().st_mtime_ns for path in (tmp_path / "results/runs").rglob("*")}
+    result = snakemake("--cores", "1", "rerender", workdir=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert before == {path: path.stat().st_mtime_ns for path in (tmp_path / "results/runs").rglob("*")}
+    assert "prov-beauty--elcrec--ELCRec" in (tmp_path / "results/report/report.html").read_text()
+    missing = (tmp_path / "results/tables/missing.csv").read_text().splitlines()
+    seeds = {line.split(",")[4] for line in missing[1:]}
+    assert missing[0].split(",")[4] == "seed" and seeds == {"1", "2"}  # the runs' seeds, not config.yaml's 1-3
+
+
 def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
     result = snakemake("--cores", "2", "--configfile", str(REPO / "config" / "smoke.yaml"), workdir=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -306,7 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
     analyse.add_argument("--runs", default="results/runs", help="root of the run directories")
     analyse.add_argument("--sequences-dir", default="resources/sequences", help="where the {dataset}.stats.json are")
     analyse.add_argument("--paper", default="config/paper.yaml", help="the published numbers")
-    analyse.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds every table cell should have")
+    analyse.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        help="seeds every table cell should have (default: the seeds the runs under --runs have)",
+    )
     analyse.add_argument("--tolerance", type=float, default=5.0, help="relative gap (%%) that flags a number")
     analyse.add_argument("--out", default="results/tables", help="folder the tables go to")
     analyse.set_defaults(handler=_analyse)
