@@ -1,7 +1,13 @@
+import argparse
 import hashlib
 import json
+import os
+import subprocess
+import sys
 
-from elcrec.cli import main
+from conftest import REPO
+
+from elcrec.cli import build_parser, main
 
 
 def test_download_mismatch_exits_2_with_one_clear_line(tmp_path, capsys):
@@ -46,6 +52,43 @@ def test_sequences_refuses_a_malformed_benchmark_file_and_writes_nothing(tmp_pat
     )
     assert code == 2 and f"{bad}:2: expected integers" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_sequences_refuses_a_benchmark_file_with_too_short_users_naming_file_and_line(tmp_path, capsys):
+    short = tmp_path / "Mine.txt"
+    short.write_text("1 1 2 3\n2 4 5\n")
+    spec = json.dumps({"name": "mine", "route": "paper", "format": "sequences"})
+    out = tmp_path / "seq" / "mine.txt"
+    args = ["sequences", "--spec", spec, "--inputs", str(short), "--output", str(out), "--stats", str(tmp_path / "s")]
+    assert main(args) == 2
+    assert f"{short}:2: user 2 has 2 item(s), but every user needs at least 3" in capsys.readouterr().err
+    assert not out.exists()
+    with_preprocessing = json.dumps(
+        {"name": "mine", "route": "paper", "format": "sequences", "preprocessing": {"user_k": 5}}
+    )
+    assert main(["sequences", "--spec", with_preprocessing, *args[3:]]) == 2
+    assert "would not be applied" in capsys.readouterr().err
+
+
+def test_sequences_refuses_preprocessing_that_leaves_users_too_short_for_the_split(tmp_path, capsys):
+    raw = tmp_path / "mine.csv"  # user a: 3 items, b: 2, c: 1
+    raw.write_text("user_id,item_id,timestamp\na,1,1\na,2,2\na,3,3\nb,1,1\nb,2,2\nc,3,1\n")
+    spec = {
+        "name": "mine",
+        "route": "raw",
+        "format": "csv",
+        "reader": {"user_column": "user_id", "item_column": "item_id"},
+    }
+    spec["preprocessing"] = {"user_k": 1, "item_k": 1}
+    out = tmp_path / "mine.txt"
+    args = ["sequences", "--spec", json.dumps(spec), "--inputs", str(raw), "--output", str(out)]
+    assert main([*args, "--stats", str(tmp_path / "s")]) == 2
+    error = capsys.readouterr().err
+    assert "dataset mine: after preprocessing {'user_k': 1, 'item_k': 1}, 2 users have fewer than 3 items" in error
+    assert "(user 2: 2)" in error and "set preprocessing.user_k to 3 or more" in error and not out.exists()
+    spec["preprocessing"] = {"user_k": 3, "item_k": 1}  # k-core keeps user a alone
+    assert main(["sequences", "--spec", json.dumps(spec), *args[3:], "--stats", str(tmp_path / "s")]) == 0
+    assert out.read_text() == "1 1 2 3\n"
 
 
 def test_train_then_evaluate_a_run(tmp_path, fixtures, capsys):
@@ -93,8 +136,71 @@ def test_analyse_then_report_from_run_directories(tmp_path, capsys):
     assert "from 2 runs" in capsys.readouterr().err and (tables / "table1.csv").exists()
     assert main(["report", "--tables", str(tables), "--out", str(tmp_path / "report")]) == 0
     assert (tmp_path / "report" / "report.html").exists() and (tmp_path / "report" / "report.md").exists()
+    # without --seeds: the seeds the runs have (1 and 2), not a config's
+    assert main(["analyse", *common[:-3], "--out", str(tmp_path / "inferred")]) == 0
+    assert (tmp_path / "inferred" / "missing.csv").read_text() == (tables / "missing.csv").read_text()
+    assert main(["analyse", *common[:-2], "1", "2", "3", "--out", str(tmp_path / "three")]) == 0
+    assert (tmp_path / "three" / "missing.csv").read_text() != (tables / "missing.csv").read_text()
 
 
 def test_report_without_tables_is_one_clear_error(tmp_path, capsys):
     assert main(["report", "--tables", str(tmp_path / "nothing"), "--out", str(tmp_path / "report")]) == 2
     assert "run `elcrec analyse` first" in capsys.readouterr().err and not (tmp_path / "report").exists()
+
+
+def _commands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    (subparsers,) = (action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    return {"elcrec": parser, **subparsers.choices}
+
+
+def test_every_option_of_every_command_has_help_and_shows_its_default():
+    commands = _commands()
+    assert len(commands) == 10  # elcrec itself and its nine commands
+    shown = 0
+    for name, command in commands.items():
+        text = " ".join(command.format_help().split())  # undo the line wrapping
+        for action in command._actions:
+            if isinstance(action, argparse._HelpAction | argparse._SubParsersAction | argparse._VersionAction):
+                continue
+            assert action.help and action.help != argparse.SUPPRESS, f"{name} {action.option_strings or action.dest}"
+            if not action.required and action.default is not None and action.default is not False:
+                assert f"(default: {action.default})" in text, f"{name} {action.option_strings}"
+                shown += 1
+    assert shown == 23  # download 2, train 2, evaluate 3, bench 3, scale 4, analyse 7, report 2
+    download = " ".join(commands["download"].format_help().split())
+    assert "--retries RETRIES extra attempts on network errors (default: 3)" in download
+    assert "--dest DEST where the verified file goes --name" in download  # required: no default shown
+    assert "(default: [10000, 100000, 1000000])" in " ".join(commands["scale"].format_help().split())
+
+
+def _elcrec(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    return subprocess.run([sys.executable, "-m", "elcrec", *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_log_keeps_everything_and_the_terminal_gets_the_error(tmp_path):
+    origin = tmp_path / "a.txt"
+    origin.write_text("1 1 2 3\n")
+    log = tmp_path / "logs" / "download.log"
+    args = ["--log", str(log), "download", "--url", origin.as_uri(), "--dest", str(tmp_path / "raw" / "a.txt")]
+    good = _elcrec(*args, "--sha256", hashlib.sha256(b"1 1 2 3\n").hexdigest())
+    assert good.returncode == 0 and good.stderr == ""  # success: the terminal stays quiet
+    assert "a.txt: registry checksum" in log.read_text()
+
+    bad = _elcrec(*args, "--sha256", "f" * 64)
+    cause = "elcrec download: error: a.txt: sha256 mismatch"
+    assert bad.returncode == 2 and bad.stderr.startswith(cause) and f"(log: {log})" in bad.stderr
+    assert log.read_text().startswith(cause)  # the log is the job's own, rewritten
+
+
+def test_log_takes_an_unexpected_failure_s_traceback_and_the_terminal_its_last_line(tmp_path, fixtures):
+    broken = tmp_path / "model.pt"
+    broken.write_text("not a model file\n")
+    log = tmp_path / "evaluate.log"
+    sequences = str(fixtures / "benchmark" / "Beauty.txt")
+    result = _elcrec("--log", str(log), "evaluate", str(broken), "--sequences", sequences, "--device", "cpu")
+    assert result.returncode == 1 and "Traceback (most recent call last)" in log.read_text()
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("elcrec evaluate: UnpicklingError: ") and lines[-1] == f"(traceback in {log})"
+    assert "Traceback" not in result.stderr

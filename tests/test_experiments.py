@@ -9,7 +9,7 @@ import yaml
 from conftest import REPO
 
 from elcrec import ElcrecError
-from elcrec.experiments import SWEEP_VARIANT, RunKey, expand, settings_of_run_dir, summary, sweep_value
+from elcrec.experiments import SWEEP_VARIANT, RunKey, expand, select, settings_of_run_dir, summary, sweep_value
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +85,32 @@ def test_errors_name_the_experiment(config, change, message):
     change(broken)
     with pytest.raises(ElcrecError, match=re.escape(message)):
         expand(broken)
+
+
+MINE = {
+    "datasets": {"beauty": {}, "toys": {}, "mine": {"route": "raw"}},
+    "seeds": [1, 2, 3],
+    "experiments": {
+        "table1": {"datasets": ["beauty", "toys"], "runs": [["sasrec", "default"], ["elcrec", "ELCRec"]]},
+        "own": {"datasets": ["mine"], "runs": [["sasrec", "default"]], "seeds": [7]},
+    },
+    "models": {"sasrec": {"variants": {"default": {}}}, "elcrec": {"variants": {"ELCRec": {}}}},
+}
+
+
+def test_experiments_only_keeps_the_chosen_experiments_and_the_datasets_they_use():
+    chosen = select(MINE | {"experiments_only": ["own"]})
+    assert list(chosen["experiments"]) == ["own"] and chosen["datasets"] == {"mine": {"route": "raw"}}
+    assert sorted(expand(chosen).runs) == [RunKey("mine", "sasrec", "default", 7)]
+    assert len(expand(MINE).runs) == 2 * 2 * 3 + 1  # without it: every experiment
+    unchosen = MINE | {"experiments_only": None}
+    assert select(MINE) is MINE and select(unchosen) is unchosen
+
+
+def test_experiments_only_names_what_it_cannot_find():
+    with pytest.raises(ElcrecError, match=re.escape("experiments_only: ['onw'] are not experiments of the config")):
+        select(MINE | {"experiments_only": ["onw"]})
+    unlisted = copy.deepcopy(MINE) | {"experiments_only": ["own"]}
+    del unlisted["datasets"]["mine"]
+    with pytest.raises(ElcrecError, match=re.escape("use ['mine'], which `datasets` does not list")):
+        select(unlisted)

@@ -56,6 +56,17 @@ def test_resolve_errors_name_the_key(registry, tmp_path):
         resolve_dataset(registry, "netflix", None, tmp_path)
 
 
+def test_a_sequences_route_refuses_preprocessing_and_reader_options_it_could_not_apply(registry, tmp_path):
+    with pytest.raises(ElcrecError, match=r"config datasets.beauty: route 'paper' .* so `preprocessing` \(") as error:
+        resolve_dataset(registry, "beauty", {"preprocessing": {"user_k": 10}}, tmp_path)
+    assert "{'preprocessing': {'user_k': 10}}" in str(error.value)
+    with pytest.raises(ElcrecError, match="`reader` and `preprocessing`"):
+        resolve_dataset(registry, "toys", {"reader": {"delimiter": ","}, "preprocessing": {"item_k": 2}}, tmp_path)
+    # the same keys on a raw route apply, and a sequences route without them is fine
+    assert resolve_dataset(registry, "beauty", {"route": "raw", "preprocessing": {"user_k": 10}}, tmp_path)
+    assert resolve_dataset(registry, "beauty", {"preprocessing": {}}, tmp_path)["format"] == "sequences"
+
+
 def test_a_dataset_defined_twice_is_an_error(tmp_path):
     extra = tmp_path / "extra.yaml"
     extra.write_text(yaml.safe_dump({"beauty": {"title": "again"}}))

@@ -4,7 +4,7 @@ import torch
 from conftest import write_lines
 
 from elcrec import ElcrecError
-from elcrec.data.sequences import SequenceData
+from elcrec.data.sequences import MIN_LENGTH, SequenceData
 
 
 def hand_made() -> SequenceData:
@@ -38,6 +38,16 @@ def test_too_short_sequences_are_refused_with_the_user():
     data = SequenceData.from_sequences([np.array([1, 2, 3]), np.array([4, 5])], np.array([7, 8]))
     with pytest.raises(ElcrecError, match="user 8 has 2 items"):
         data.split()
+
+
+def test_load_with_a_minimum_length_names_the_file_line_and_the_other_short_lines(tmp_path):
+    lines = ["5 1 2 3", "6 4 5", "7 1 2 3 4", *(f"{user} 9 8" for user in range(8, 16))]
+    path = write_lines(tmp_path / "s.txt", lines)
+    with pytest.raises(ElcrecError) as error:
+        SequenceData.load(path, min_length=MIN_LENGTH)
+    assert str(error.value).startswith(f"{path}:2: user 6 has 2 item(s), but every user needs at least 3")
+    assert str(error.value).endswith("; 8 more users are shorter (lines 4, 5, 6, 7, 8, ...)")
+    assert SequenceData.load(path).n_users == 11  # the format alone allows one item
 
 
 def test_load_save_round_trip_and_stats(tmp_path):

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, mirror_with
+from conftest import FIXTURES, REPO, mirror_with
 
 PROTOCOL_STATS = {  # PROTOCOL.md "Data": users / items / interactions
     "beauty": ("Beauty.txt", 22363, 12101, 198502),
@@ -33,6 +33,14 @@ def snakemake(*args: str, workdir: Path | None = None) -> subprocess.CompletedPr
 def job_counts(output: str) -> dict[str, int]:
     table = output.split("Job stats:")[1].split("\n\n")[0].splitlines()[3:]
     return {name: int(count) for name, count in (line.split() for line in table)}
+
+
+@pytest.mark.skipif(shutil.which("git") is None or not (REPO / ".git").exists(), reason="not a git checkout")
+def test_own_data_folder_is_ignored_but_no_source_or_fixture_folder_is():
+    # --no-index: the patterns alone decide, whether or not a path is tracked
+    paths = ["data/purchases.tsv", "tests/data/new.csv", "src/elcrec/data/new.py"]
+    result = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=REPO, capture_output=True, text=True)
+    assert result.stdout.split() == ["data/purchases.tsv"], result.stderr
 
 
 def test_lint_is_clean():
@@ -66,11 +74,12 @@ def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("downlaod:\n  retries: 3\n", "'downlaod' was unexpected"),
-        ("download:\n  retries: three\n", "On instance['download']['retries']"),
-        ("datasets:\n  beauty: {route: paper, sorces: []}\n", "'sorces' was unexpected"),
-        ("models:\n  sasrec: {variant: {}}\n", "'variant' was unexpected"),
+        ("downlaod:\n  retries: 3\n", "config: an unknown key 'downlaod' (did you mean 'download'?); allowed here:"),
+        ("download:\n  retries: three\n", "config download.retries: 'three' is not of type 'integer'"),
+        ("datasets:\n  beauty: {route: paper, sorces: []}\n", "config datasets.beauty: an unknown key 'sorces'"),
+        ("models:\n  sasrec: {variant: {}}\n", "config models.sasrec: an unknown key 'variant' (did you mean"),
         ("models:\n  elcrec: {datasets: {beauty: {alfa: 1}}}\n", "unknown setting(s) ['alfa']"),
+        ("datasets:\n  beauty: {preprocessing: {user_k: 10}}\n", "config datasets.beauty: route 'paper' has"),
         ("experiments:\n  ablation: {datasets: [beuty]}\n", "experiments.ablation.datasets: ['beuty'] are not"),
         ("experiments:\n  cost: {runs: [[elcrec, fast]]}\n", "experiments.cost: models.elcrec: no variant 'fast'"),
     ],
@@ -81,11 +90,106 @@ def test_config_errors_stop_before_any_job_and_name_the_key(tmp_path, override, 
     result = snakemake("-n", "--configfile", str(bad), workdir=tmp_path)
     assert result.returncode != 0 and expected in result.stdout + result.stderr
     assert not (tmp_path / "resources").exists()
+    # the cause is the message, not the first line of a dump of the schema and the whole config
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert len(lines) <= 6 and expected in "\n".join(lines[-3:]), lines
 
 
 def test_unknown_route_is_one_clear_error(tmp_path):
     result = snakemake("-n", "--config", "datasets={'beauty': {'route': 'rare'}}", workdir=tmp_path)
     assert result.returncode != 0 and "config datasets.beauty.route: 'rare'" in result.stdout + result.stderr
+
+
+def test_a_failing_job_s_own_message_reaches_the_terminal_and_its_log(tmp_path):
+    source = {"name": "interactions.csv", "url": (FIXTURES / "raw/interactions.csv").as_uri(), "sha256": "0" * 64}
+    config = tmp_path / "bad.yaml"
+    config.write_text(json.dumps({"datasets": {"example-csv": {"sources": [source]}}}))  # JSON is YAML
+    target = "resources/raw/example-csv/interactions.csv"
+    result = snakemake("--cores", "1", "--configfile", str(config), "--", target, workdir=tmp_path)
+    cause = "elcrec download: error: interactions.csv: sha256 mismatch for the file from"
+    assert result.returncode != 0 and cause in result.stderr  # snakemake's own output, not only the log
+    assert cause in (tmp_path / "logs/download/example-csv/interactions.csv.log").read_text()
+    assert not (tmp_path / target).exists()
+
+
+def test_trust_on_first_use_through_the_workflow_fix_reset_and_a_forced_re_download_that_fails(tmp_path):
+    source = tmp_path / "mine" / "purchases.csv"
+    source.parent.mkdir()
+    shutil.copyfile(FIXTURES / "raw/interactions.csv", source)
+    config = tmp_path / "mine.yaml"
+    entry = {"name": "interactions.csv", "url": source.as_uri(), "sha256": None}
+    config.write_text(json.dumps({"datasets": {"example-csv": {"sources": [entry]}}}))
+    target = "resources/raw/example-csv/interactions.csv"
+    record = f"{target}.tofu.sha256"
+    provenance = tmp_path / "resources/provenance/example-csv/interactions.csv.json"
+
+    def download(*options):
+        return snakemake("--cores", "1", *options, "--configfile", str(config), "--", target, workdir=tmp_path)
+
+    assert download().returncode == 0 and (tmp_path / record).exists()
+    first = (tmp_path / target).read_bytes()
+
+    # fixing the source re-runs its download, which stops and names the record that trusts the old bytes,
+    # every time until that record is deleted
+    fixed = first + b"u999,i1,1700000000\n"
+    source.write_bytes(fixed)
+    later = (tmp_path / target).stat().st_mtime + 10
+    os.utime(source, (later, later))
+    for _ in range(2):
+        refused = download()
+        assert refused.returncode != 0 and f"recorded when it was first trusted in {record}" in refused.stderr
+        assert f"delete {record} and run again" in refused.stderr and not (tmp_path / target).exists()
+
+    (tmp_path / record).unlink()  # the documented reset
+    assert download().returncode == 0 and (tmp_path / target).read_bytes() == fixed
+    assert (tmp_path / record).read_text().split()[0] == hashlib.sha256(fixed).hexdigest()
+
+    # a forced re-download that cannot reach its source puts the verified file back, and says so
+    source.unlink()
+    forced = download("--forcerun", "download")
+    assert forced.returncode == 0 and "elcrec download: warning: interactions.csv: trust-on-first-use" in forced.stderr
+    assert (tmp_path / target).read_bytes() == fixed
+    assert "no such file" in json.loads(provenance.read_text())["download_error"]
+
+
+def test_own_data_config_plans_only_its_chosen_runs_and_a_target_goes_before_configfile_or_after_dashes(tmp_path):
+    own = str(REPO / "config" / "own-data.yaml")
+    result = snakemake("-n", "--configfile", own, workdir=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = {"download": 1, "sequences": 1, "train": 2, "analyse": 1, "report": 1, "all": 1, "total": 7}
+    assert job_counts(result.stdout) == counts  # none of the paper's 352 runs, no scale study
+    assert "experiment mine: 2 runs (0 shared with other experiments)\n2 distinct runs in all" in result.stderr
+    assert "results/runs/example-csv/elcrec/ELCRec/seed1/metrics.json" in result.stdout
+
+    target = "results/runs/example-csv/sasrec/default/seed1/metrics.json"
+    for args in ((target, "--configfile", own), ("--configfile", own, "--", target)):
+        one = snakemake("-n", *args, workdir=tmp_path)
+        assert one.returncode == 0 and job_counts(one.stdout) == {"download": 1, "sequences": 1, "train": 1, "total": 3}
+    # the README shows the file as it is
+    assert (REPO / "config" / "own-data.yaml").read_text() in (REPO / "README.md").read_text()
+
+
+def test_rerender_makes_tables_and_report_from_the_runs_there_whichever_config_trained_them(tmp_path):
+    from run_helpers import write_run
+
+    for seed in (1, 2):  # as a smoke run leaves them: two seeds, where config.yaml expects three
+        write_run(tmp_path / "results/runs", "beauty", "elcrec", "ELCRec", seed, 0.5)
+        write_run(tmp_path / "results/runs", "beauty", "sasrec", "default", seed, 0.4)
+    # the report's own target is the report of the config's grid: without the config of the runs, it trains
+    grid = snakemake("-n", "results/report/report.html", workdir=tmp_path)
+    assert grid.returncode == 0 and job_counts(grid.stdout)["train"] == 352
+    for config in ([], ["--configfile", str(REPO / "config" / "smoke.yaml")]):
+        planned = snakemake("-n", "rerender", *config, workdir=tmp_path)
+        assert planned.returncode == 0 and job_counts(planned.stdout) == {"rerender": 1, "total": 1}
+
+    before = {path: path.stat().st_mtime_ns for path in (tmp_path / "results/runs").rglob("*")}
+    result = snakemake("--cores", "1", "rerender", workdir=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert before == {path: path.stat().st_mtime_ns for path in (tmp_path / "results/runs").rglob("*")}
+    assert "prov-beauty--elcrec--ELCRec" in (tmp_path / "results/report/report.html").read_text()
+    missing = (tmp_path / "results/tables/missing.csv").read_text().splitlines()
+    seeds = {line.split(",")[4] for line in missing[1:]}
+    assert missing[0].split(",")[4] == "seed" and seeds == {"1", "2"}  # the runs' seeds, not config.yaml's 1-3
 
 
 def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):

@@ -17,7 +17,7 @@ import time
 import torch
 
 from elcrec.data.batches import training_batches
-from elcrec.data.sequences import SequenceData
+from elcrec.data.sequences import MIN_LENGTH, SequenceData
 from elcrec.memory import keep_freed_memory
 from elcrec.runinfo import device_description, peak_memory_bytes, reset_peak_memory
 from elcrec.training import Trainer
@@ -29,7 +29,7 @@ def _say(line: str) -> None:
 
 def benchmark(sequences: str, model: str, settings: dict, seed: int, epochs: int, profile: bool) -> dict:
     keep_freed_memory()
-    split = SequenceData.load(sequences).split(max_len=settings["max_len"])
+    split = SequenceData.load(sequences, min_length=MIN_LENGTH).split(max_len=settings["max_len"])
     trainer = Trainer(split, model, settings, seed)
     reset_peak_memory(trainer.device)
     _say(

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import shutil
 import sys
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 from elcrec import ElcrecError, __version__
 
@@ -22,27 +27,41 @@ def _download(args: argparse.Namespace) -> None:
     record = fetch(source, args.dest, mirror_dir=args.mirror_dir, retries=args.retries, timeout_s=args.timeout)
     if args.record:
         write_json_atomic(args.record, record)
-    print(f"{record['name']}: {record['verification']} (sha256 {record['sha256']})", file=sys.stderr)
+    line = f"{record['name']}: {record['verification']} (sha256 {record['sha256']})"
+    print(line, file=sys.stderr)
+    if record["download_error"] and args.terminal is not None:
+        print(f"elcrec download: warning: {line}", file=args.terminal)  # a fallback is worth seeing
 
 
 def _sequences(args: argparse.Namespace) -> None:
     from elcrec.data.preprocess import build_sequences
     from elcrec.data.readers import read_interactions
-    from elcrec.data.sequences import SequenceData, dataset_stats
+    from elcrec.data.registry import check_route
+    from elcrec.data.sequences import MIN_LENGTH, SequenceData, dataset_stats
     from elcrec.fileio import atomic_path, write_json_atomic
 
     spec = json.loads(args.spec)
+    check_route(spec)
     records = [json.loads(Path(path).read_text(encoding="utf-8")) for path in args.records or []]
     if spec["format"] == "sequences":
         if len(args.inputs) != 1:
             raise ElcrecError(f"dataset {spec['name']}: the 'sequences' format takes one file, got {len(args.inputs)}")
-        SequenceData.load(args.inputs[0])  # validates the format before it becomes the sequence file
+        # the format and every user's length, checked before the file becomes the sequence file
+        SequenceData.load(args.inputs[0], min_length=MIN_LENGTH)
         with atomic_path(args.output) as temporary:
             shutil.copyfile(args.inputs[0], temporary)
         steps = None
     else:
         interactions = read_interactions(spec["format"], args.inputs, spec.get("reader"))
-        sequences, steps = build_sequences(interactions, spec.get("preprocessing", {}))
+        preprocessing = spec.get("preprocessing", {})
+        sequences, steps = build_sequences(interactions, preprocessing)
+        short = [index for index, sequence in enumerate(sequences) if len(sequence) < MIN_LENGTH]
+        if short:
+            raise ElcrecError(
+                f"dataset {spec['name']}: after preprocessing {preprocessing}, {len(short)} users have fewer than "
+                f"{MIN_LENGTH} items (user {short[0] + 1}: {len(sequences[short[0]])}), which the leave-one-out "
+                f"split needs: set preprocessing.user_k to {MIN_LENGTH} or more"
+            )
         SequenceData.from_sequences(sequences).save(args.output)
     stats = dataset_stats(args.output, records, steps, spec)
     write_json_atomic(args.stats, stats)
@@ -77,7 +96,7 @@ def _full_settings(model: str, given: dict) -> dict:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from elcrec.data.sequences import SequenceData
+    from elcrec.data.sequences import MIN_LENGTH, SequenceData
     from elcrec.fileio import file_digest
     from elcrec.memory import keep_freed_memory
     from elcrec.training import run
@@ -86,7 +105,7 @@ def _train(args: argparse.Namespace) -> None:
     settings = _full_settings(args.model, _settings_argument(args.settings))
     if args.threads is not None:
         settings["threads"] = args.threads
-    split = SequenceData.load(args.sequences).split(max_len=settings["max_len"])
+    split = SequenceData.load(args.sequences, min_length=MIN_LENGTH).split(max_len=settings["max_len"])
     provenance = {
         "dataset": args.dataset,
         "variant": args.variant,
@@ -98,14 +117,14 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from elcrec.data.sequences import SequenceData
+    from elcrec.data.sequences import MIN_LENGTH, SequenceData
     from elcrec.evaluation import evaluate
     from elcrec.fileio import write_json_atomic
     from elcrec.runinfo import resolve_device
     from elcrec.training import load_model_file
 
     device = resolve_device(args.device)
-    data = SequenceData.load(args.sequences)
+    data = SequenceData.load(args.sequences, min_length=MIN_LENGTH)
     model, record = load_model_file(args.model_file, device, data.training_part())
     split = data.split(max_len=record["settings"]["max_len"])
     if split.vocab_size != record["vocab_size"]:
@@ -157,8 +176,6 @@ def _import_reference(args: argparse.Namespace) -> None:
 def _bench(args: argparse.Namespace) -> None:
     from elcrec.bench import benchmark
 
-    if not (args.sequences and args.model):
-        raise ElcrecError("bench: --sequences and --model are required")
     settings = _full_settings(args.model, _settings_argument(args.settings))
     benchmark(args.sequences, args.model, settings, args.seed, args.epochs, args.profile)
 
@@ -201,12 +218,30 @@ def _report(args: argparse.Namespace) -> None:
     print(" ".join(str(path) for path in written.values()), file=sys.stderr)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="elcrec", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"elcrec {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in its help line, except where there is none to show (a required
+    option, a flag, an unset value whose meaning the help text gives)."""
 
-    download = commands.add_parser("download", help="fetch one source file, verified by checksum")
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.required or action.default is None or action.default is False or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="elcrec", description=__doc__, formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"elcrec {__version__}")
+    parser.add_argument(
+        "--log",
+        help="write everything the command prints on stderr to this file; an error's message also "
+        "reaches the terminal (the workflow's rules use this for logs/)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:  # noqa: A002 (argparse's own keyword)
+        return commands.add_parser(name, help=help, description=help, formatter_class=_HelpFormatter)
+
+    download = command("download", "fetch one source file, verified by checksum")
     download.add_argument("--url", help="http(s):// or file:// address (omit for mirror-only sources)")
     download.add_argument("--dest", required=True, help="where the verified file goes")
     download.add_argument("--name", help="file name looked up in the mirror (default: dest's name)")
@@ -219,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--record", help="write the provenance record (JSON) here")
     download.set_defaults(handler=_download)
 
-    sequences = commands.add_parser("sequences", help="raw files -> sequence file + stats")
+    sequences = command("sequences", "raw files -> sequence file + stats")
     sequences.add_argument("--spec", required=True, help="the resolved dataset recipe as JSON")
     sequences.add_argument("--inputs", nargs="+", required=True, help="the verified raw files")
     sequences.add_argument("--records", nargs="*", help="their provenance records (JSON)")
@@ -227,52 +262,59 @@ def build_parser() -> argparse.ArgumentParser:
     sequences.add_argument("--stats", required=True, help="stats JSON to write")
     sequences.set_defaults(handler=_sequences)
 
-    train = commands.add_parser("train", help="train, validate and test one run -> run directory")
+    train = command("train", "train, validate and test one run -> run directory")
     train.add_argument("--sequences", required=True, help="the dataset's sequence file")
     train.add_argument("--model", required=True, help="a registered model name")
     train.add_argument("--settings", default="{}", help="resolved settings, JSON or @file (missing keys: defaults)")
-    train.add_argument("--seed", type=int, default=1)
-    train.add_argument("--threads", type=int, help="CPU threads (overrides the settings' `threads`)")
+    train.add_argument("--seed", type=int, default=1, help="the run's seed (parameters, batches, augmentations)")
+    train.add_argument("--threads", type=int, help="CPU threads (default: the settings' `threads`)")
     train.add_argument("--run-dir", required=True, help="results/runs/{dataset}/{model}/{variant}/seed{seed}")
     train.add_argument("--dataset", help="recorded in metrics.json")
     train.add_argument("--variant", help="recorded in metrics.json")
     train.set_defaults(handler=_train)
 
-    evaluate = commands.add_parser("evaluate", help="full-ranking metrics of a model file on a dataset")
+    evaluate = command("evaluate", "full-ranking metrics of a model file on a dataset")
     evaluate.add_argument("model_file", help="model.pt of a run, or the output of import-reference")
-    evaluate.add_argument("--sequences", required=True)
-    evaluate.add_argument("--split", choices=("test", "valid"), default="test")
-    evaluate.add_argument("--masking", choices=("zero", "exclude"), default="zero")
-    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--sequences", required=True, help="the sequence file the model was trained on")
+    evaluate.add_argument("--split", choices=("test", "valid"), default="test", help="which held-out item to rank")
+    evaluate.add_argument(
+        "--masking",
+        choices=("zero", "exclude"),
+        default="zero",
+        help="history items scored 0 (the authors' code) or removed from the ranking",
+    )
+    evaluate.add_argument("--device", default="auto", help="auto (CUDA when torch sees it), cpu or cuda")
     evaluate.add_argument("--json", help="also write the metrics here")
     evaluate.set_defaults(handler=_evaluate)
 
-    reference = commands.add_parser("import-reference", help="the authors' ELCRec state dict -> an elcrec model file")
+    reference = command("import-reference", "the authors' ELCRec state dict -> an elcrec model file")
     reference.add_argument(
-        "state_dict", help="the authors' state dict, e.g. resources/raw/beauty/ELCRec-Beauty-1.pt (from rule reference)"
+        "state_dict", help="a released checkpoint, e.g. resources/raw/beauty/ELCRec-Beauty-1.pt (from rule reference)"
     )
-    reference.add_argument("--layers", type=int, required=True)
-    reference.add_argument("--clusters", type=int, required=True)
+    reference.add_argument("--layers", type=int, required=True, help="encoder layers (checked against the file)")
+    reference.add_argument("--clusters", type=int, required=True, help="intent clusters k (checked against the file)")
     reference.add_argument("--output", required=True, help="model file to write")
     reference.set_defaults(handler=_import_reference)
 
-    bench = commands.add_parser("bench", help="seconds per training epoch and peak memory (a benchmark)")
-    bench.add_argument("--sequences")
-    bench.add_argument("--model")
+    bench = command("bench", "seconds per training epoch and peak memory (a benchmark)")
+    bench.add_argument("--sequences", required=True, help="the dataset's sequence file")
+    bench.add_argument("--model", required=True, help="a registered model name")
     bench.add_argument("--settings", default="{}", help="JSON or @file; e.g. the paper's Beauty ELCRec settings")
-    bench.add_argument("--seed", type=int, default=1)
+    bench.add_argument("--seed", type=int, default=1, help="seed of the timed model")
     bench.add_argument("--epochs", type=int, default=2, help="epochs timed (each with and without validation)")
     bench.add_argument("--profile", action="store_true", help="print the operators that dominate a training step")
     bench.set_defaults(handler=_bench)
 
-    scale = commands.add_parser("scale", help="the scale study: ELCRec cluster step vs ICLRec E-step against users")
-    scale.add_argument("--users", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
-    scale.add_argument("--clusters", type=int, default=256)
+    scale = command("scale", "the scale study: ELCRec cluster step vs ICLRec E-step against users")
+    scale.add_argument(
+        "--users", type=int, nargs="+", default=[10_000, 100_000, 1_000_000], help="synthetic user counts"
+    )
+    scale.add_argument("--clusters", type=int, default=256, help="intent clusters k of both methods")
     scale.add_argument("--threads", type=int, default=1, help="torch and faiss threads of each measurement")
-    scale.add_argument("--out", default="results/tables/scale.csv")
+    scale.add_argument("--out", default="results/tables/scale.csv", help="CSV to write")
     scale.set_defaults(handler=_scale)
 
-    analyse = commands.add_parser("analyse", help="run directories -> the paper's tables (results/tables/*.csv)")
+    analyse = command("analyse", "run directories -> the paper's tables (results/tables/*.csv)")
     analyse.add_argument("--runs", default="results/runs", help="root of the run directories")
     analyse.add_argument("--sequences-dir", default="resources/sequences", help="where the {dataset}.stats.json are")
     analyse.add_argument("--paper", default="config/paper.yaml", help="the published numbers")
@@ -280,23 +322,63 @@ def build_parser() -> argparse.ArgumentParser:
     analyse.add_argument(
         "--reference", default="results/reference", help="rule reference's evaluations of the released checkpoints"
     )
-    analyse.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds every table cell should have")
+    analyse.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        help="seeds every table cell should have (default: the seeds the runs under --runs have)",
+    )
     analyse.add_argument("--tolerance", type=float, default=5.0, help="relative gap (%%) that flags a number")
-    analyse.add_argument("--out", default="results/tables")
+    analyse.add_argument("--out", default="results/tables", help="folder the tables go to")
     analyse.set_defaults(handler=_analyse)
 
-    report = commands.add_parser("report", help="tables -> results/report/report.html and report.md")
-    report.add_argument("--tables", default="results/tables")
-    report.add_argument("--out", default="results/report")
+    report = command("report", "tables -> results/report/report.html and report.md")
+    report.add_argument("--tables", default="results/tables", help="the analysis tables (elcrec analyse --out)")
+    report.add_argument("--out", default="results/report", help="folder the report and its figures go to")
     report.set_defaults(handler=_report)
     return parser
 
 
+@contextlib.contextmanager
+def _stderr_into(log: str | None) -> Iterator[TextIO | None]:
+    """With a log file, send stderr there (file descriptor 2 too, so C extensions and child
+    processes write into it) and yield a stream to the terminal for the one line that must
+    reach it: the error. Snakemake shows a job's terminal output but only points at its log."""
+    if log is None:
+        yield None
+        return
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved_fd, saved_stream = os.dup(2), sys.stderr
+    with open(log, "w", encoding="utf-8") as handle:
+        os.dup2(handle.fileno(), 2)
+        sys.stderr = handle
+        try:
+            with os.fdopen(os.dup(saved_fd), "w", encoding="utf-8") as terminal:
+                yield terminal
+        finally:
+            handle.flush()
+            sys.stderr = saved_stream
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        args.handler(args)
-    except ElcrecError as error:
-        print(f"elcrec {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    with _stderr_into(args.log) as terminal:
+        args.terminal = terminal  # for the rare line a command wants seen beyond its log
+        try:
+            args.handler(args)
+        except ElcrecError as error:
+            message = f"elcrec {args.command}: error: {error}"
+            print(message, file=sys.stderr)
+            if terminal is not None:
+                print(f"{message}\n(log: {args.log})", file=terminal)
+            return 2
+        except Exception as error:
+            if terminal is None:
+                raise
+            traceback.print_exc(file=sys.stderr)
+            print(f"elcrec {args.command}: {type(error).__name__}: {error}\n(traceback in {args.log})", file=terminal)
+            return 1
     return 0

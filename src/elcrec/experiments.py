@@ -70,6 +70,31 @@ def _seeds(config: dict, experiment: dict) -> list[int]:
     return list(experiment.get("seeds") or config.get("seeds") or [1])
 
 
+def select(config: dict) -> dict:
+    """The config cut to `experiments_only`: those experiments and the datasets they use.
+
+    Snakemake merges a `--configfile` over config/config.yaml key by key, so a user's config can
+    add an experiment and a dataset but never remove the paper's; this names what to run instead.
+    Without `experiments_only` the config is returned as it is.
+    """
+    chosen = config.get("experiments_only")
+    if not chosen:
+        return config
+    experiments = config.get("experiments") or {}
+    unknown = [name for name in chosen if name not in experiments]
+    if unknown:
+        known = sorted(experiments)
+        raise ElcrecError(f"experiments_only: {unknown} are not experiments of the config (known: {known})")
+    selected = copy.deepcopy(config)
+    selected["experiments"] = {name: experiments[name] for name in chosen}
+    used = {dataset for name in chosen for dataset in experiments[name]["datasets"]}
+    missing = sorted(used - set(config.get("datasets") or {}))
+    if missing:
+        raise ElcrecError(f"experiments_only: the chosen experiments use {missing}, which `datasets` does not list")
+    selected["datasets"] = {name: entry for name, entry in config["datasets"].items() if name in used}
+    return selected
+
+
 def expand(config: dict) -> Grid:
     """Every experiment's runs; errors name the experiment and the offending entry."""
     registered()  # the built-in models register themselves

@@ -13,16 +13,16 @@ rule analyse:
         [f"results/tables/{name}.csv" for name in TABLE_NAMES],
     params:
         elcrec=ELCREC,
-        seeds=" ".join(str(seed) for seed in config["seeds"]),
+        seeds=" ".join(map(str, ANALYSIS_SEEDS)),
         tolerance=config["report"]["tolerance_pct"],
     log:
         "logs/analyse.log",
     conda:
         "../../envs/elcrec.yaml"
     shell:
-        "{params.elcrec} analyse --runs results/runs --sequences-dir resources/sequences --paper {input.paper:q}"
-        " --claims {input.claims:q} --reference results/reference"
-        " --seeds {params.seeds} --tolerance {params.tolerance} --out results/tables 2> {log:q}"
+        "{params.elcrec} --log {log:q} analyse --runs results/runs --sequences-dir resources/sequences"
+        " --paper {input.paper:q} --claims {input.claims:q} --reference results/reference"
+        " --seeds {params.seeds} --tolerance {params.tolerance} --out results/tables"
 
 
 # The scale study (beyond the paper): ELCRec's cluster step vs ICLRec's E-step against the number
@@ -41,5 +41,5 @@ rule scale:
     conda:
         "../../envs/elcrec.yaml"
     shell:
-        "{params.elcrec} scale --users {params.users} --clusters {params.clusters} --threads {params.threads}"
-        " --out {output:q} 2> {log:q}"
+        "{params.elcrec} --log {log:q} scale --users {params.users} --clusters {params.clusters}"
+        " --threads {params.threads} --out {output:q}"

@@ -14,7 +14,10 @@ from snakemake.utils import validate
 REPO = Path(workflow.basedir).resolve()
 sys.path.insert(0, str(REPO / "src"))
 
+import jsonschema  # noqa: E402
+
 from elcrec import RUN_DIR, ElcrecError  # noqa: E402
+from elcrec.data.download import file_url_path  # noqa: E402
 from elcrec.data.registry import (  # noqa: E402
     interaction_sources,
     load_registry,
@@ -22,22 +25,42 @@ from elcrec.data.registry import (  # noqa: E402
     resolve_dataset,
     source_of,
 )
+from elcrec.experiments import RunKey, expand as expand_grid, select as select_experiments  # noqa: E402
+from elcrec.experiments import summary as grid_summary  # noqa: E402
 from elcrec.settings import resolve as resolve_settings  # noqa: E402
-from elcrec.experiments import RunKey, expand as expand_grid, summary as grid_summary  # noqa: E402
 from elcrec.report.tables import TABLE_NAMES  # noqa: E402
+from elcrec.schema import describe as describe_schema_error  # noqa: E402
 
-validate(config, str(REPO / "config" / "schema.yaml"))
+
+def validated(data, schema, what):
+    """Snakemake's validation (it also fills in the schema's defaults), its error cut to the one
+    line that names the key: its own message goes on to print the whole schema and config."""
+    try:
+        validate(data, schema)
+    except WorkflowError as error:
+        if not isinstance(error.__context__, jsonschema.ValidationError):
+            raise
+        raise WorkflowError(describe_schema_error(error.__context__, what)) from None
+
+
+validated(config, str(REPO / "config" / "schema.yaml"), "config")
 REGISTRY = load_registry([REPO / path for path in config["registries"]])
-validate(REGISTRY, str(REPO / "config" / "datasets.schema.yaml"))
+validated(REGISTRY, str(REPO / "config" / "datasets.schema.yaml"), "dataset registry")
 
-DATASETS = list(config["datasets"])
-SPECS = {name: resolve_dataset(REGISTRY, name, config["datasets"][name], REPO) for name in DATASETS}
+# `experiments_only` cuts the grid and the datasets to the chosen experiments (a config of your own
+# data: the paper's experiments and datasets, merged in from config.yaml, stay unused).
+try:
+    SELECTED = select_experiments(config)
+    DATASETS = list(SELECTED["datasets"])
+    SPECS = {name: resolve_dataset(REGISTRY, name, SELECTED["datasets"][name], REPO) for name in DATASETS}
+except ElcrecError as error:
+    raise WorkflowError(str(error)) from None
 MIRROR_DIR = str((REPO / config["mirror_dir"]).resolve()) if config["mirror_dir"] else None
 
 # Every run of every experiment, its settings resolved (and checked) now, so a typo stops the
 # workflow before any job; runs shared between experiments are one key (one run directory).
 try:
-    GRID = expand_grid(config)
+    GRID = expand_grid(SELECTED)
 except ElcrecError as error:
     raise WorkflowError(str(error)) from None
 RUN_SETTINGS = {(key.dataset, key.model, key.variant): settings for key, settings in GRID.runs.items()}
@@ -72,6 +95,13 @@ def download_args(wildcards):
     if MIRROR_DIR:
         args += ["--mirror-dir", MIRROR_DIR]
     return " ".join(shlex.quote(str(arg)) for arg in args)
+
+
+def local_source(wildcards):
+    """The source file itself when it is a file:// URL that exists (a missing one is the download's
+    own error, with its message), so that changing it re-runs the download."""
+    path = file_url_path(source_of(SPECS[wildcards.dataset], wildcards.filename).url)
+    return [str(path)] if path is not None and path.is_file() else []
 
 
 def raw_files(wildcards):
@@ -124,11 +154,18 @@ def run_targets():
     return [f"{key.run_dir}/metrics.json" for key in sorted(GRID.runs)]
 
 
+# the seeds the analysis expects of every table cell: those the grid trains (`seeds`, or the
+# chosen experiments' own)
+ANALYSIS_SEEDS = sorted({key.seed for key in GRID.runs}) or config["seeds"]
+
+
 # the analysis stage's files and the report's inputs (absolute: the working directory may be elsewhere)
 PAPER_FILE = str(REPO / "config" / "paper.yaml")
 CLAIMS_FILE = str(REPO / "config" / "claims.yaml")
 REPORT_TEMPLATES = sorted(str(path) for path in (REPO / "reports" / "templates").iterdir())
 REPORT_TARGETS = ["results/report/report.html", "results/report/report.md"]
+# the scale study (synthetic users) belongs to the paper's pipeline, not to a run of chosen experiments
+SCALE_TABLES = [] if config.get("experiments_only") else ["results/tables/scale.csv"]
 
 
 # the authors' released checkpoints: datasets whose chosen route names one (role `reference`)

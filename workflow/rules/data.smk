@@ -7,7 +7,13 @@ localrules:
     download,
 
 
+# A file:// source is an input, so fixing the file re-runs its download (which, for a source
+# trusted on first use, then names the record to delete: README "Checksums"). Snakemake deletes
+# the outputs before a re-run; `elcrec download` keeps the verified file under .verified/ and
+# puts it back when a re-download cannot reach its source (src/elcrec/data/download.py).
 rule download:
+    input:
+        local_source,
     output:
         file="resources/raw/{dataset}/{filename}",
         record="resources/provenance/{dataset}/{filename}.json",
@@ -19,7 +25,7 @@ rule download:
     conda:
         "../../envs/elcrec.yaml"
     shell:
-        "{params.elcrec} download {params.args} --dest {output.file:q} --record {output.record:q} 2> {log:q}"
+        "{params.elcrec} --log {log:q} download {params.args} --dest {output.file:q} --record {output.record:q}"
 
 
 rule sequences:
@@ -37,5 +43,5 @@ rule sequences:
     conda:
         "../../envs/elcrec.yaml"
     shell:
-        "{params.elcrec} sequences --spec {params.spec:q} --inputs {input.raw:q} --records {input.records:q}"
-        " --output {output.sequences:q} --stats {output.stats:q} 2> {log:q}"
+        "{params.elcrec} --log {log:q} sequences --spec {params.spec:q} --inputs {input.raw:q}"
+        " --records {input.records:q} --output {output.sequences:q} --stats {output.stats:q}"

@@ -24,6 +24,6 @@ rule train:
     conda:
         "../../envs/elcrec.yaml"
     shell:
-        "{params.elcrec} train --sequences {input.sequences:q} --model {wildcards.model:q}"
+        "{params.elcrec} --log {log:q} train --sequences {input.sequences:q} --model {wildcards.model:q}"
         " --settings {params.settings:q} --threads {threads} --seed {wildcards.seed}"
-        " --dataset {wildcards.dataset:q} --variant {wildcards.variant:q} --run-dir {params.run_dir:q} 2> {log:q}"
+        " --dataset {wildcards.dataset:q} --variant {wildcards.variant:q} --run-dir {params.run_dir:q}"

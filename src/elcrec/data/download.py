@@ -7,11 +7,18 @@ interrupted transfer leaves nothing behind.
 
 Sources without a published checksum are trusted on first use: the sha256 of the first
 download is written next to the file (`<name>.tofu.sha256`) and every later download must
-match it. The provenance record says which of the two kinds of verification applied.
+match it. The provenance record says which of the two kinds of verification applied. A
+mismatch names that record: deleting it is how a changed source (a fixed local file, a
+re-released upstream file) becomes trusted instead.
+
+A download that fails never costs the verified copy already at the destination: the new bytes
+replace it only once verified (the workflow's rule also marks its outputs `update`, so Snakemake
+neither deletes them before a forced re-run nor after a failed one).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import urllib.error
@@ -57,6 +64,12 @@ def tofu_record_path(destination: Path) -> Path:
     return destination.with_name(destination.name + TOFU_SUFFIX)
 
 
+def verified_copy_path(destination: Path) -> Path:
+    """Where the last verified file is kept, out of Snakemake's reach (it deletes a job's outputs
+    before re-running it): `<folder>/.verified/<name>`, a hard link, so no second copy on disk."""
+    return destination.parent / ".verified" / destination.name
+
+
 def fetch(
     source: Source,
     destination: str | Path,
@@ -64,25 +77,30 @@ def fetch(
     retries: int = 3,
     timeout_s: float = 60.0,
 ) -> dict:
-    """Place `source` at `destination`, verified; return its provenance record."""
+    """Place `source` at `destination`, verified; return its provenance record.
+
+    When the transfer itself fails (network, missing file) and the destination is gone, the
+    kept copy is put back if it still has the digest a new download would have to match: a
+    forced re-download that cannot reach its source keeps the verified file. A checksum mismatch
+    never falls back: the source has changed, and the error says what to do about it.
+    """
     destination = Path(destination)
     algorithm, expected, verification = _expected_digest(source, destination)
-    with atomic_path(destination) as temporary:
-        origin = _copy_from_mirror(source, mirror_dir, temporary)
-        if origin is None:
-            if source.url is None:
-                raise DownloadError(
-                    f"{source.name}: this source has no public URL; place the file in the "
-                    f"configured mirror_dir (now: {mirror_dir or 'not set'})"
-                )
-            origin = source.url
-            _fetch_url(source.url, temporary, retries=retries, timeout_s=timeout_s)
-        actual = file_digest(temporary, algorithm)
-        if expected is not None and actual != expected:
-            raise ChecksumMismatch(
-                f"{source.name}: {algorithm} mismatch for the file from {origin}: "
-                f"expected {expected}, found {actual}; nothing was kept"
-            )
+    kept = verified_copy_path(destination)
+    failure = None
+    try:
+        origin, actual = _download_verified(source, destination, mirror_dir, retries, timeout_s, algorithm, expected)
+    except ChecksumMismatch:
+        raise
+    except DownloadError as error:
+        usable = expected is not None and not destination.exists() and kept.is_file()
+        if not (usable and file_digest(kept, algorithm) == expected):
+            raise
+        _link_or_copy(kept, destination)
+        origin, actual, failure = kept, expected, str(error)
+        verification += f"; the download failed ({error}), so the verified copy kept in {kept} was used"
+    else:
+        _link_or_copy(destination, kept)
     sha256 = actual if algorithm == "sha256" else file_digest(destination, "sha256")
     if expected is None:
         write_text_atomic(tofu_record_path(destination), f"{sha256}  {source.name}\n")
@@ -96,8 +114,67 @@ def fetch(
         "sha256": sha256,
         "bytes": destination.stat().st_size,
         "verification": verification,
+        "download_error": failure,  # set when the kept copy stood in for a failed download
         "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def _download_verified(
+    source: Source,
+    destination: Path,
+    mirror_dir: str | Path | None,
+    retries: int,
+    timeout_s: float,
+    algorithm: str,
+    expected: str | None,
+) -> tuple[str | Path, str]:
+    """Fetch into a temporary file beside `destination`; rename it into place only if verified."""
+    with atomic_path(destination) as temporary:
+        origin = _copy_from_mirror(source, mirror_dir, temporary)
+        if origin is None:
+            if source.url is None:
+                raise DownloadError(
+                    f"{source.name}: this source has no public URL; place the file in the "
+                    f"configured mirror_dir (now: {mirror_dir or 'not set'})"
+                )
+            origin = source.url
+            _fetch_url(source.url, temporary, retries=retries, timeout_s=timeout_s)
+        actual = file_digest(temporary, algorithm)
+        if expected is not None and actual != expected:
+            raise ChecksumMismatch(_mismatch(source, destination, origin, algorithm, expected, actual))
+    return origin, actual
+
+
+def _mismatch(source: Source, destination: Path, origin, algorithm: str, expected: str, actual: str) -> str:
+    kept = verified_copy_path(destination)
+    if destination.exists():
+        left = f"the file already at {destination} is left as it was"
+    elif kept.is_file():
+        left = f"the last verified copy stays in {kept}"
+    else:
+        left = "nothing was kept"
+    if source.digest is not None:
+        return (
+            f"{source.name}: {algorithm} mismatch for the file from {origin}: expected {expected}, found {actual}; "
+            + left
+        )
+    record = tofu_record_path(destination)
+    return (
+        f"{source.name}: sha256 mismatch for the file from {origin}: expected {expected}, recorded when it was "
+        f"first trusted in {record}, found {actual}; {left}. If the new file is the one to trust (you fixed it, "
+        f"or it was re-released), delete {record} and run again"
+    )
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """`target` becomes `source`'s bytes, atomically: a hard link where the filesystem has them
+    (a multi-GB review dump is not stored twice), a copy elsewhere."""
+    with atomic_path(target) as temporary:
+        temporary.unlink()
+        try:
+            os.link(source, temporary)
+        except OSError:
+            shutil.copy2(source, temporary)
 
 
 def _expected_digest(source: Source, destination: Path) -> tuple[str, str | None, str]:
@@ -120,10 +197,16 @@ def _copy_from_mirror(source: Source, mirror_dir: str | Path | None, temporary: 
     return candidate
 
 
+def file_url_path(url: str | None) -> Path | None:
+    """The local path of a file:// URL (None for any other URL)."""
+    parsed = urllib.parse.urlparse(url or "")
+    return Path(urllib.request.url2pathname(parsed.netloc + parsed.path)) if parsed.scheme == "file" else None
+
+
 def _fetch_url(url: str, temporary: Path, retries: int, timeout_s: float) -> None:
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme == "file":
-        path = Path(urllib.request.url2pathname(parsed.netloc + parsed.path))
+        path = file_url_path(url)
         if not path.is_file():
             raise DownloadError(f"{url}: no such file {path}")
         shutil.copyfile(path, temporary)

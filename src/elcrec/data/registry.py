@@ -53,7 +53,7 @@ def resolve_dataset(registry: dict, name: str, selection: dict | None, base_dir:
     sources = copy.deepcopy(selection.get("sources", route["sources"]))
     for source in sources:
         source["url"] = _absolute_file_url(source.get("url"), Path(base_dir))
-    return {
+    spec = {
         "name": name,
         "title": entry.get("title", name),
         "route": route_name,
@@ -63,6 +63,23 @@ def resolve_dataset(registry: dict, name: str, selection: dict | None, base_dir:
         "preprocessing": {**route.get("preprocessing", {}), **selection.get("preprocessing", {})},
         "notes": route.get("notes", ""),
     }
+    check_route(spec)
+    return spec
+
+
+def check_route(spec: dict) -> None:
+    """A `sequences` route is the sequence file as it is (the paper route: the benchmark's own
+    bytes), so reader options and preprocessing cannot apply to it; refused rather than ignored."""
+    if spec["format"] != "sequences":
+        return
+    ignored = {key: spec[key] for key in ("reader", "preprocessing") if spec.get(key)}
+    if ignored:
+        keys = " and ".join(f"`{key}`" for key in ignored)
+        raise ElcrecError(
+            f"config datasets.{spec['name']}: route {spec.get('route')!r} has the format 'sequences', taken as it is, "
+            f"so {keys} ({ignored}) would not be applied: remove {keys} (from the config or the registry "
+            f"entry), or choose a route with a raw format"
+        )
 
 
 def _absolute_file_url(url: str | None, base_dir: Path) -> str | None:

@@ -66,11 +66,14 @@ class SequenceData:
         return cls(user_ids=np.asarray(user_ids, dtype=np.int64), items=items, offsets=offsets)
 
     @classmethod
-    def load(cls, path: str | Path) -> SequenceData:
+    def load(cls, path: str | Path, min_length: int = 1) -> SequenceData:
+        """Read and check a sequence file; every error names the file and line. `min_length`
+        (MIN_LENGTH wherever the file is to be split) refuses shorter users here, where the
+        line is known, rather than in `split`, where it is not."""
         path = Path(path)
         if not path.is_file():
             raise ElcrecError(f"{path}: sequence file not found")
-        user_ids, sequences, seen = [], [], {}
+        user_ids, sequences, seen, short = [], [], {}, []
         with open(path, encoding="utf-8") as handle:
             for number, line in enumerate(handle, 1):
                 fields = line.split()
@@ -92,8 +95,18 @@ class SequenceData:
                 seen[values[0]] = number
                 user_ids.append(values[0])
                 sequences.append(values[1:])
+                if len(values) - 1 < min_length:
+                    short.append((number, int(values[0]), len(values) - 1))
         if not sequences:
             raise ElcrecError(f"{path}: no sequences found")
+        if short:
+            (first, user, length), rest = short[0], [number for number, _, _ in short[1:]]
+            lines = ", ".join(map(str, rest[:5])) + (", ..." if len(rest) > 5 else "")
+            more = f"; {len(rest)} more users are shorter (lines {lines})" if rest else ""
+            raise ElcrecError(
+                f"{path}:{first}: user {user} has {length} item(s), but every user needs at least {min_length} "
+                f"(the leave-one-out split holds out the last two){more}"
+            )
         return cls.from_sequences(sequences, np.array(user_ids))
 
     def save(self, path: str | Path) -> None:

@@ -469,14 +469,18 @@ def build(
     runs_root: str | Path,
     sequences_dir: str | Path,
     paper: dict,
-    seeds: list[int],
+    seeds: list[int] | None,
     registered: set[str],
     tolerance_pct: float = 5.0,
     paper_claims: list[dict] | None = None,
     reference_root: str | Path | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Every table of the report; `paper_claims` (config/claims.yaml) are checked against them last."""
+    """Every table from the run directories. `seeds` None: the seeds the runs have, so tables
+    re-made from whatever runs exist need no word of the config that trained them. `paper_claims`
+    (config/claims.yaml) are checked against the tables last."""
     runs = run_records(runs_root)
+    if seeds is None:
+        seeds = sorted({int(seed) for seed in runs["seed"]}) if len(runs) else []
     tidy = stats.collect_runs(runs_root)
     tables = {"runs": runs}
     tables["table1"], tables["table1_tests"] = table1(runs, tidy, paper, registered, tolerance_pct)
