@@ -304,7 +304,8 @@ def domain_gain(tables, params) -> Outcome:
     return Outcome(
         value,
         _verdict(holds),
-        f"mean gain {value:.2f}% over ICLRec across {len(gains)} metrics (needs >= {at_least:g}%"
+        f"mean gain {value:.2f}% over ICLRec across {len(gains)} metric{'s' if len(gains) > 1 else ''} "
+        f"(needs >= {at_least:g}%"
         + (" on every metric" if params.get("every_metric") else "")
         + "); "
         + ", ".join(f"{metric} {gain:.1f}%" for metric, gain in zip(table["metric"], gains, strict=True)),

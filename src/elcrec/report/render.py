@@ -64,8 +64,8 @@ def _released(released: pd.DataFrame, dataset: str) -> dict:
     evaluated = [cell for cell in cells if cell["status"] == "ok"]
     if not evaluated:
         relation = (
-            "No released checkpoint was evaluated for this dataset (rule `reference`: the dataset's paper route "
-            "names one)."
+            "No released checkpoint was evaluated for this dataset (rule reference evaluates one where the "
+            "dataset's paper route names it)."
         )
     elif all(cell["equals_paper"] for cell in evaluated) and len(evaluated) == len(cells):
         relation = (
@@ -265,7 +265,7 @@ def environment(templates: Path = TEMPLATES) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates)),
         undefined=jinja2.StrictUndefined,
-        autoescape=jinja2.select_autoescape(["html"]),
+        autoescape=jinja2.select_autoescape(["html", "html.j2"]),  # report.html.j2: escaped; .md.j2 not
         trim_blocks=True,
         lstrip_blocks=True,
     )
