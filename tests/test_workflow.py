@@ -331,6 +331,13 @@ def test_paper_route_reproduces_the_benchmark_files_bit_for_bit(tmp_path):
         assert stats["sources"][0]["verification"] == "registry checksum"
 
 
+def test_released_checkpoints_can_be_left_out(tmp_path):
+    result = snakemake("-n", "--config", "released_checkpoints=False", workdir=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result.stdout)
+    assert "reference" not in counts and counts["download"] == 7  # the four checkpoints are not fetched
+
+
 def test_rule_reference_evaluates_the_released_beauty_checkpoint_to_table_1(tmp_path):
     mirror = mirror_with(tmp_path / "mirror", "Beauty.txt", "ELCRec-Beauty-1.pt")
     target = "results/reference/beauty/metrics.json"

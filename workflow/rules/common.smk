@@ -168,8 +168,11 @@ REPORT_TARGETS = ["results/report/report.html", "results/report/report.md"]
 SCALE_TABLES = [] if config.get("experiments_only") else ["results/tables/scale.csv"]
 
 
-# the authors' released checkpoints: datasets whose chosen route names one (role `reference`)
-REFERENCE_DATASETS = [name for name in DATASETS if reference_sources(SPECS[name])]
+# the authors' released checkpoints: datasets whose chosen route names one (role `reference`),
+# unless `released_checkpoints: false`
+REFERENCE_DATASETS = [
+    name for name in DATASETS if config.get("released_checkpoints", True) and reference_sources(SPECS[name])
+]
 
 
 def reference_checkpoint(wildcards):
