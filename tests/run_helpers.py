@@ -77,3 +77,26 @@ def write_stats(folder):
     mind = {"steps": {"raw": {"users": 70, "items": 40, "interactions": 2405}}}
     (folder / "mind-small.stats.json").write_text(json.dumps(mind))
     return folder
+
+
+def write_diverged_run(root, dataset, model, variant, seed, epoch=4, step=7):
+    """A run directory as training.run writes it when the loss turned non-finite (on_divergence: record)."""
+    run_dir = root / dataset / model / variant / f"seed{seed}"
+    run_dir.mkdir(parents=True)
+    message = f"{model}: non-finite loss at epoch {epoch}, step {step}: total = nan"
+    record = {
+        "status": "diverged",
+        "divergence": {"epoch": epoch, "step": step, "losses": {"total": float("nan")}, "message": message},
+        "test": {},
+        "valid": {},
+        "settings": {"masking": "zero"},
+        "best_epoch": epoch - 1,
+        "epochs_run": epoch,
+        "training_seconds": 10.0 * epoch,
+        "seconds_per_epoch": 10.0,
+        "device": "cpu (test)",
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(record))
+    (run_dir / "history.csv").write_text("epoch,loss_total\n" + "".join(f"{e},1.0\n" for e in range(epoch)))
+    np.savez(run_dir / "user_ranks.npz", test=np.zeros(0), valid=np.zeros(0), users=np.zeros(0))
+    return run_dir

@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 from conftest import REPO
-from run_helpers import write_run, write_stats
+from run_helpers import write_diverged_run, write_run, write_stats
 
 from elcrec import ElcrecError
 from elcrec.report import claims, render, tables
@@ -70,6 +70,7 @@ def report(tmp_path_factory):
     write_run(root / "runs", "beauty", "iclrec", "tuned", 1, 0.41)  # a named departure, Table 1 column present
     write_run(root / "runs", "beauty", "bprmf", "lr1e-3", 1, 0.15)  # its Table 1 column has no run
     write_run(root / "runs", "beauty", "pop", "default", 1, 0.05)
+    write_diverged_run(root / "runs", "yelp", "sasrec", "default", 1)  # the paper's "-": shown, never a blank
     write_stats(root / "sequences")  # fixture-sized Beauty, ML-1M and MIND-small
     released = {"HR@5": 0.0529, "NDCG@5": 0.0355, "HR@20": 0.1079, "NDCG@20": 0.0509}  # Beauty: the paper's row
     (root / "reference" / "beauty").mkdir(parents=True)
@@ -249,3 +250,12 @@ def test_pop_is_in_table_1_as_a_column_of_ours(report):
 
 def test_run_directories_wrap_only_after_a_slash():
     assert str(render.breakable_path("results/runs/a<b/seed1")) == "results/<wbr>runs/<wbr>a&lt;b/<wbr>seed1"
+
+
+def test_a_diverged_run_is_shown_with_where_it_diverged(report):
+    page = html.unescape(report["html"])
+    section = page.split('id="diverged"')[1].split("<h2")[0]
+    assert "yelp / sasrec / default / seed 1" in section and "non-finite loss at epoch 4, step 7" in section
+    assert "after 4 epochs: sasrec: non-finite loss at epoch 4, step 7" in report["markdown"]
+    yelp = page.split('id="table1-yelp"')[1].split("</table>")[0]
+    assert "diverged" in yelp

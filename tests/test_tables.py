@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 from conftest import REPO
-from run_helpers import write_run, write_stats
+from run_helpers import write_diverged_run, write_run, write_stats
 
 from elcrec.report import tables
 from elcrec.stats import load_paper, per_user_metric, seed_test
@@ -207,3 +207,19 @@ def test_released_checkpoints_beside_the_paper_row(tmp_path, built):
     assert beauty["equals_paper"].tolist() == [True, True, True, False]  # HR@5, HR@20, NDCG@5 round to the paper's
     assert beauty.loc["HR@5", "ours_mean"] == pytest.approx(0.48) and beauty.loc["HR@5", "ours_seeds"] == 2
     assert set(released.loc["sports", "status"]) == {"missing"}
+
+
+def test_a_diverged_run_is_present_listed_and_kept_out_of_every_number(tmp_path, paper):
+    runs = tmp_path / "runs"
+    for seed in (1, 2):
+        write_run(runs, "beauty", "elcrec", "ELCRec", seed, 0.5)
+        write_diverged_run(runs, "beauty", "sasrec", "default", seed)
+    result = tables.build(runs, write_stats(tmp_path / "sequences"), paper, [1, 2], REGISTERED)
+    table1 = result["table1"].set_index(["dataset", "column", "metric"])
+    assert table1.loc[("beauty", "SASRec", "HR@5"), "status"] == "diverged"
+    assert table1.loc[("beauty", "ELCRec", "HR@5"), "rank"] == 1  # the only ranked column
+    missing = result["missing"]
+    assert not ((missing["model"] == "sasrec") & (missing["dataset"] == "beauty")).any()
+    diverged = result["diverged"]
+    assert diverged["seed"].tolist() == [1, 2] and "epoch 4, step 7" in diverged["divergence"].iloc[0]
+    assert set(result["runs"]["status"]) == {"ok", "diverged"}  # provenance lists them too

@@ -194,3 +194,32 @@ def test_cpu_amp_without_native_bfloat16_warns(split, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Trainer(split, "sasrec", settings("sasrec", amp=True), 1)
+
+
+def test_a_diverged_run_is_recorded_with_its_epoch_and_step_and_no_metrics(split, tmp_path, monkeypatch):
+    import json
+
+    import elcrec.training as training
+
+    original = training.Trainer.train_epoch
+
+    def diverging(self):
+        if self.epoch == 1:  # one good epoch, then the loss turns NaN at step 3
+            raise NonFiniteLoss(
+                "sasrec: non-finite loss at epoch 1, step 3: total = nan", 1, 3, {"total": float("nan")}
+            )
+        return original(self)
+
+    monkeypatch.setattr(training.Trainer, "train_epoch", diverging)
+    record = run(split, "sasrec", settings("sasrec"), 1, tmp_path / "run")
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert record["status"] == saved["status"] == "diverged" and saved["test"] == {} and saved["epochs_run"] == 1
+    assert (saved["divergence"]["epoch"], saved["divergence"]["step"]) == (1, 3)
+    assert {"history.csv", "user_ranks.npz", "model.pt"} <= {path.name for path in (tmp_path / "run").iterdir()}
+    assert not (tmp_path / "run" / CHECKPOINT).exists()
+    model, _ = load_model_file(tmp_path / "run" / "model.pt")  # the best weights before the divergence
+    assert model.name == "sasrec"
+    with pytest.raises(NonFiniteLoss, match="epoch 1, step 3"):
+        run(split, "sasrec", settings("sasrec", on_divergence="fail"), 1, tmp_path / "failing")
+    with pytest.raises(ElcrecError, match="on_divergence must be one of"):
+        run(split, "sasrec", settings("sasrec", on_divergence="ignore"), 1, tmp_path / "bad")

@@ -60,13 +60,21 @@ TRAINING_DEFAULTS = {
     "tau": 0.2,
     "gamma": 0.7,
     "beta": 0.2,
+    # a run whose loss turns NaN or infinite: `record` writes the run directory as diverged (epoch,
+    # step and losses; the report shows it, as the paper's "-" for DCRec on Yelp), `fail` stops the job
+    "on_divergence": "record",
 }
+DIVERGENCE_MODES = ("record", "fail")
 CHECKPOINT, MODEL_FILE = "checkpoint.pt", "model.pt"
 CHECKPOINT_FORMAT = 1
 
 
 class NonFiniteLoss(ElcrecError):
-    pass
+    """A loss that is NaN or infinite, with where it happened (epoch from 0, step within the epoch)."""
+
+    def __init__(self, message: str, epoch: int = -1, step: int = -1, losses: dict[str, float] | None = None):
+        super().__init__(message)
+        self.epoch, self.step, self.losses = epoch, step, losses or {}
 
 
 def save_model_file(
@@ -191,7 +199,10 @@ class Trainer:
             bad = [name for name, value in losses.items() if not bool(torch.isfinite(value.detach()).all())]
             raise NonFiniteLoss(
                 f"{self.model_name}: non-finite loss at epoch {self.epoch}, step {step}: "
-                + ", ".join(f"{name} = {float(losses[name].detach())}" for name in bad)
+                + ", ".join(f"{name} = {float(losses[name].detach())}" for name in bad),
+                epoch=self.epoch,
+                step=step,
+                losses={name: float(value.detach()) for name, value in losses.items()},
             )
 
     def evaluate(self, which: str, masking: str | None = None) -> EvaluationResult:
@@ -334,10 +345,62 @@ def history_csv(history: list[dict]) -> str:
     return buffer.getvalue()
 
 
+def _common_record(trainer: Trainer, provenance: dict | None, started: float) -> dict:
+    history = trainer.history
+    epochs_run = len(history)
+    train_seconds = sum(row["train_seconds"] + row["valid_seconds"] for row in history)
+    return {
+        "dataset": (provenance or {}).get("dataset"),
+        "model": trainer.model_name,
+        "variant": (provenance or {}).get("variant"),
+        "seed": trainer.seed,
+        "best_epoch": trainer.best["epoch"],
+        "epochs_run": epochs_run,
+        "training_seconds": train_seconds,
+        "seconds_per_epoch": train_seconds / max(epochs_run, 1),
+        "train_seconds_per_epoch": sum(row["train_seconds"] for row in history) / max(epochs_run, 1),
+        "wall_seconds_this_process": time.perf_counter() - started,
+        "peak_memory_bytes": peak_memory_bytes(trainer.device),
+        "peak_memory_kind": "cuda max allocated" if trainer.device.type == "cuda" else "cpu peak rss",
+        # Table 2's "average memory during training": the mean over every training step's reading
+        "mean_memory_bytes": _mean_memory_bytes(history),
+        "settings": trainer.settings,
+        "data_sha256": (provenance or {}).get("data_sha256"),
+        "code_version": code_version(),
+        "device": device_description(trainer.device),
+        "libraries": library_versions(),
+        "parameters": sum(parameter.numel() for parameter in trainer.model.parameters()),
+    }
+
+
+def _diverged(trainer: Trainer, error: NonFiniteLoss, run_dir: Path, provenance: dict | None, started: float) -> dict:
+    """The run directory of a run whose loss became non-finite: no test metrics (nothing is made up),
+    the divergence's epoch, step and losses, the history up to it, and the best weights before it
+    (or the weights at the divergence, when no epoch finished) so every output of the rule exists."""
+    record = _common_record(trainer, provenance, started) | {
+        "status": "diverged",
+        "divergence": {"epoch": error.epoch, "step": error.step, "losses": error.losses, "message": str(error)},
+        "test": {},
+        "valid": {},
+    }
+    state = trainer.best["state"] or trainer.model.state_dict()
+    split = trainer.split
+    save_model_file(run_dir / MODEL_FILE, trainer.model_name, split.vocab_size, trainer.settings, state, split.n_users)
+    write_text_atomic(run_dir / "history.csv", history_csv(trainer.history))
+    with atomic_path(run_dir / "user_ranks.npz") as temporary, open(temporary, "wb") as handle:
+        empty = np.zeros(0, np.int64)
+        np.savez_compressed(handle, test=empty, valid=empty, users=empty)
+    write_json_atomic(run_dir / "metrics.json", record)
+    (run_dir / CHECKPOINT).unlink(missing_ok=True)
+    return record
+
+
 def run(
     split: Split, model_name: str, settings: dict, seed: int, run_dir: str | Path, provenance: dict | None = None
 ) -> dict:
     """Train, test and write the run directory; returns the metrics record (also metrics.json)."""
+    if settings["on_divergence"] not in DIVERGENCE_MODES:
+        raise ElcrecError(f"on_divergence must be one of {DIVERGENCE_MODES}, got {settings['on_divergence']!r}")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -350,7 +413,13 @@ def run(
         log_file.flush()
 
     try:
-        trainer.fit(run_dir / CHECKPOINT, log)
+        try:
+            trainer.fit(run_dir / CHECKPOINT, log)
+        except NonFiniteLoss as error:
+            if settings["on_divergence"] == "fail":
+                raise
+            log(f"{error}: recorded as a diverged run (on_divergence: record)")
+            return _diverged(trainer, error, run_dir, provenance, started)
         test = trainer.evaluate("test")
         valid = trainer.evaluate("valid")
         # evidence for the report's "Paper vs code" section: the same weights under the other masking
@@ -359,32 +428,11 @@ def run(
         trainer.take_snapshot(trainer.best["epoch"], f"best (epoch {trainer.best['epoch']})")
     finally:
         log_file.close()
-    train_seconds = sum(row["train_seconds"] + row["valid_seconds"] for row in trainer.history)
-    epochs_run = len(trainer.history)
-    record = {
-        "dataset": (provenance or {}).get("dataset"),
-        "model": model_name,
-        "variant": (provenance or {}).get("variant"),
-        "seed": seed,
+    record = _common_record(trainer, provenance, started) | {
+        "status": "ok",
         "test": test.metrics,
         "valid": valid.metrics,
         "test_other_masking": {"masking": other_masking, "metrics": test_other.metrics},
-        "best_epoch": trainer.best["epoch"],
-        "epochs_run": epochs_run,
-        "training_seconds": train_seconds,
-        "seconds_per_epoch": train_seconds / epochs_run,
-        "train_seconds_per_epoch": sum(row["train_seconds"] for row in trainer.history) / epochs_run,
-        "wall_seconds_this_process": time.perf_counter() - started,
-        "peak_memory_bytes": peak_memory_bytes(trainer.device),
-        "peak_memory_kind": "cuda max allocated" if trainer.device.type == "cuda" else "cpu peak rss",
-        # Table 2's "average memory during training": the mean over every training step's reading
-        "mean_memory_bytes": _mean_memory_bytes(trainer.history),
-        "settings": settings,
-        "data_sha256": (provenance or {}).get("data_sha256"),
-        "code_version": code_version(),
-        "device": device_description(trainer.device),
-        "libraries": library_versions(),
-        "parameters": sum(parameter.numel() for parameter in trainer.model.parameters()),
     }
     save_model_file(run_dir / MODEL_FILE, model_name, split.vocab_size, settings, trainer.best["state"], split.n_users)
     write_text_atomic(run_dir / "history.csv", history_csv(trainer.history))

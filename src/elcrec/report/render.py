@@ -251,6 +251,7 @@ def context(tables: dict[str, pd.DataFrame], figure_paths: dict[str, Path | None
         "departures": _departures(tables["departures"]),
         "missing": _missing_by_table(tables["missing"]),
         "claims": _claims(tables["claims"]),
+        "diverged": _records(tables["diverged"]),
         "provenance": _provenance(tables["runs"]),
         "figures": {
             name: {"uri": _data_uri(path), "file": path.relative_to(out_dir).as_posix() if path else None}

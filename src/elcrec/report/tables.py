@@ -48,6 +48,7 @@ TABLE_NAMES = [
     "tsne",
     "missing",
     "released",
+    "diverged",
     "claims",
 ]
 # one row of table1_tests.csv: best vs runner-up of one dataset and metric
@@ -89,6 +90,7 @@ def _run_row(record: dict, run_dir: Path) -> dict:
     dataset, model, variant = run_dir.parts[-4:-1]
     other = record.get("test_other_masking") or {}
     settings = record.get("settings", {})
+    divergence = record.get("divergence") or {}
     return {
         "dataset": dataset,
         "model": model,
@@ -96,6 +98,9 @@ def _run_row(record: dict, run_dir: Path) -> dict:
         "seed": int(run_dir.name.removeprefix("seed") or 0),
         "cell": cell_id(dataset, model, variant),
         "run_dir": str(run_dir),
+        # `diverged`: the loss became non-finite (training.run, on_divergence: record); no test metrics
+        "status": record.get("status", "ok"),
+        "divergence": divergence.get("message"),
         "settings_hash": settings_hash(settings),
         "masking": settings.get("masking"),
         "data_sha256": record.get("data_sha256"),
@@ -116,6 +121,7 @@ def _run_row(record: dict, run_dir: Path) -> dict:
 
 
 RUN_COLUMNS = list(_run_row({}, Path("dataset/model/variant/seed0")))
+DIVERGED_COLUMNS = ["dataset", "model", "variant", "seed", "cell", "run_dir", "epochs_run", "divergence"]
 
 
 def run_records(root: str | Path) -> pd.DataFrame:
@@ -160,7 +166,14 @@ def _published(value) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def table1(runs: pd.DataFrame, tidy: pd.DataFrame, paper: dict, registered: set[str], tolerance_pct: float):
+def table1(
+    runs: pd.DataFrame,
+    tidy: pd.DataFrame,
+    paper: dict,
+    registered: set[str],
+    tolerance_pct: float,
+    diverged: set[tuple[str, str, str]] = frozenset(),
+):
     """Table 1 cells (ours beside the paper's) and one significance row per dataset and metric."""
     cells = stats.aggregate(tidy[tidy["split"] == "test"]) if len(tidy) else _empty_cells()
     names = {tuple(run): name for name, run in paper["run_names"].items() if name in paper["table1_columns"]}
@@ -192,7 +205,8 @@ def table1(runs: pd.DataFrame, tidy: pd.DataFrame, paper: dict, registered: set[
                     cell = match.iloc[0]
                     row |= _comparison(cell, published, tolerance_pct) | {"rank": int(cell["rank"]), "status": "ok"}
                 else:
-                    row |= {"status": _status(mine, model, variant, registered)}
+                    status = _status(mine, model, variant, registered)
+                    row |= {"status": "diverged" if (dataset, model, variant) in diverged else status}
                 rows.append(row)
         for metric in METRICS:
             tests.append(_best_vs_runner_up(mine[mine["metric"] == metric], runs, dataset, metric, names, paper))
@@ -478,12 +492,17 @@ def build(
     """Every table from the run directories. `seeds` None: the seeds the runs have, so tables
     re-made from whatever runs exist need no word of the config that trained them. `paper_claims`
     (config/claims.yaml) are checked against the tables last."""
-    runs = run_records(runs_root)
+    every_run = run_records(runs_root)
     if seeds is None:
-        seeds = sorted({int(seed) for seed in runs["seed"]}) if len(runs) else []
+        seeds = sorted({int(seed) for seed in every_run["seed"]}) if len(every_run) else []
+    # diverged runs have no metrics: present (never "missing"), listed with their divergence, and
+    # kept out of every number
+    runs = every_run[every_run["status"] == "ok"]
+    diverged = every_run[every_run["status"] == "diverged"]
     tidy = stats.collect_runs(runs_root)
-    tables = {"runs": runs}
-    tables["table1"], tables["table1_tests"] = table1(runs, tidy, paper, registered, tolerance_pct)
+    tables = {"runs": every_run, "diverged": diverged[DIVERGED_COLUMNS]}
+    diverged_cells = set(zip(diverged["dataset"], diverged["model"], diverged["variant"], strict=True))
+    tables["table1"], tables["table1_tests"] = table1(runs, tidy, paper, registered, tolerance_pct, diverged_cells)
     tables["table10"] = ablation(runs, paper, tolerance_pct)
     for name in DOMAIN_TABLES:
         tables[name] = domains(runs, paper, name, tolerance_pct)
