@@ -112,6 +112,13 @@ def _train(args: argparse.Namespace) -> None:
         "data_sha256": file_digest(args.sequences, "sha256"),
     }
     record = run(split, args.model, settings, args.seed, args.run_dir, provenance)
+    if record["status"] == "diverged":
+        message = record["divergence"]["message"]
+        line = f"elcrec train: warning: {args.model} seed {args.seed} diverged ({message}); recorded in {args.run_dir}"
+        print(line, file=sys.stderr)
+        if getattr(args, "terminal", None) is not None:  # seen beyond the rule's log, too
+            print(line, file=args.terminal)
+        return
     test = " ".join(f"{name} {value:.4f}" for name, value in record["test"].items())
     print(f"{args.model} seed {args.seed}: best epoch {record['best_epoch']}, test {test}", file=sys.stderr)
 
