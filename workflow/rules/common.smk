@@ -106,7 +106,7 @@ def local_source(wildcards):
 
 
 def data_sources(dataset):
-    """The files rule `sequences` reads: the interactions, then the attributes' own files."""
+    """What the `sequences` job reads: the interaction files, then those only the attributes read."""
     spec = SPECS[dataset]
     return list(dict.fromkeys(interaction_sources(spec) + attribute_sources(spec)))
 
