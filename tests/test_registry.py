@@ -7,7 +7,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from elcrec import ElcrecError
-from elcrec.data.registry import interaction_sources, load_registry, resolve_dataset, source_of
+from elcrec.data.registry import attribute_sources, interaction_sources, load_registry, resolve_dataset, source_of
 
 REGISTRY_FILE = REPO / "config" / "datasets.yaml"
 
@@ -37,16 +37,27 @@ def test_resolve_applies_route_and_overrides(registry, tmp_path):
     assert interaction_sources(spec) == ["MINDsmall_train.zip", "MINDsmall_dev.zip"]
     assert source_of(spec, "MINDsmall_dev.zip").algorithm == "md5"
 
+    assert attribute_sources(spec) == ["MINDsmall_train.zip", "MINDsmall_dev.zip"]  # news.tsv in the same zips
+
     beauty = resolve_dataset(registry, "beauty", None, tmp_path)
     assert beauty["route"] == "paper" and interaction_sources(beauty) == ["Beauty.txt"]
+    assert attribute_sources(beauty) == ["Beauty_item2attributes.json"]
     override = {
         "route": "raw",
         "sources": [{"name": "r.json.gz", "url": "file://tests/data/r.json.gz", "sha256": None}],
+        "attributes": None,
     }
     raw = resolve_dataset(registry, "beauty", override, tmp_path)
-    assert raw["format"] == "amazon_json"
+    assert raw["format"] == "amazon_json" and raw["attributes"] is None and attribute_sources(raw) == []
     assert raw["sources"][0]["url"] == (tmp_path / "tests/data/r.json.gz").as_uri()  # relative to the repository
     assert source_of(raw, "r.json.gz").digest is None
+
+
+def test_replaced_sources_that_drop_the_attribute_file_are_an_error_naming_both_ways_out(registry, tmp_path):
+    override = {"route": "raw", "sources": [{"name": "r.json.gz", "url": "file://r.json.gz", "sha256": None}]}
+    with pytest.raises(ElcrecError, match=r"datasets.beauty: the attributes are read from \['meta_Beauty.json.gz'\]"):
+        resolve_dataset(registry, "beauty", override, tmp_path)
+    assert resolve_dataset(registry, "example-csv", None, tmp_path)["attributes"] is None  # a route without any
 
 
 def test_resolve_errors_name_the_key(registry, tmp_path):

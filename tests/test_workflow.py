@@ -52,12 +52,12 @@ def test_lint_is_clean():
 def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
     result = snakemake("-n", workdir=tmp_path)
     assert result.returncode == 0, result.stderr
-    # 4 benchmark files + ml-1m.zip + the two MIND zips + the 4 released checkpoints (rule
-    # `reference` imports and evaluates each); one sequence file per dataset;
+    # 4 benchmark files + their 4 S3-Rec attribute files + ml-1m.zip + the two MIND zips + the 4
+    # released checkpoints (rule `reference` imports and evaluates each); one sequence file per dataset;
     # the experiment grid of config.yaml: Table 1 (12 implemented models) 144, the ablation 48
     # (12 shared with Table 1), sensitivity 36 (4 shared), cost 8, departures 120, domains 12: 352 runs
     assert job_counts(result.stdout) == {
-        "download": 11,
+        "download": 15,
         "sequences": 6,
         "train": 352,
         "reference": 4,
@@ -65,7 +65,7 @@ def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
         "scale": 1,
         "report": 1,
         "all": 1,
-        "total": 377,
+        "total": 381,
     }
     assert "results/runs/beauty/elcrec/B+ICL/seed3/metrics.json" in result.stdout
     assert "experiment table1: 144 runs (12 shared with other experiments), 24 pending" in result.stderr
@@ -205,6 +205,15 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
     assert yelp["steps"]["time_window"]["interactions"] == yelp["steps"]["raw"]["interactions"] - 2
     assert yelp["sources"][0]["verification"].startswith("trust-on-first-use")
     assert (tmp_path / "resources/raw/yelp/yelp_academic_dataset_review.json.tofu.sha256").exists()
+    # every dataset's attributes file: a mapping over all its items, or the null marker (toys, example-csv)
+    for name in SMOKE_DATASETS:
+        stats = json.loads((tmp_path / f"resources/sequences/{name}.stats.json").read_text())
+        attributes = json.loads((tmp_path / f"resources/sequences/{name}.attributes.json").read_text())
+        if name in ("toys", "example-csv"):
+            assert attributes is None and stats["attributes"] is None, name
+        else:
+            assert sorted(map(int, attributes)) == list(range(1, stats["max_item_id"] + 1)), name
+            assert stats["attributes"]["items_with_attributes"] > 0, name
 
     runs = sorted(path.relative_to(tmp_path / "results/runs") for path in tmp_path.glob("results/runs/*/*/*/*"))
     variants = [
@@ -319,7 +328,8 @@ def test_paper_route_reproduces_the_benchmark_files_bit_for_bit(tmp_path):
 
     registry = load_registry([REPO / "config" / "datasets.yaml"])
     sums = {s["name"]: s["sha256"] for name in PROTOCOL_STATS for s in registry[name]["routes"]["paper"]["sources"]}
-    mirror = mirror_with(tmp_path / "mirror", *(filename for filename, *_ in PROTOCOL_STATS.values()))
+    attribute_files = [filename.replace(".txt", "_item2attributes.json") for filename, *_ in PROTOCOL_STATS.values()]
+    mirror = mirror_with(tmp_path / "mirror", *(filename for filename, *_ in PROTOCOL_STATS.values()), *attribute_files)
     targets = [f"resources/sequences/{name}.stats.json" for name in PROTOCOL_STATS]
     result = snakemake("--cores", "2", "--config", f"mirror_dir={mirror}", "--", *targets, workdir=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -329,13 +339,25 @@ def test_paper_route_reproduces_the_benchmark_files_bit_for_bit(tmp_path):
         stats = json.loads((tmp_path / f"resources/sequences/{name}.stats.json").read_text())
         assert (stats["users"], stats["items"], stats["interactions"]) == (users, items, interactions)
         assert stats["sources"][0]["verification"] == "registry checksum"
+        # the attributes are S3-Rec's file: the same items with the same attribute ids (as sets: S3-Rec
+        # reads them into a multi-hot vector, so its few repeats carry nothing)
+        s3rec_name = filename.replace(".txt", "_item2attributes.json")
+        assert stats["sources"][1]["verification"] == "registry checksum"
+        assert stats["sources"][1]["sha256"] == sums[s3rec_name]
+        s3rec = json.loads((mirror / s3rec_name).read_text())
+        written = json.loads((tmp_path / f"resources/sequences/{name}.attributes.json").read_text())
+        assert written == {item: sorted(set(ids)) for item, ids in s3rec.items()}
+        assert list(written) == sorted(written, key=int)
+        assert stats["attributes"]["items"] == items and stats["attributes"]["vocabulary"] == len(
+            {value for ids in s3rec.values() for value in ids}
+        )
 
 
 def test_released_checkpoints_can_be_left_out(tmp_path):
     result = snakemake("-n", "--config", "released_checkpoints=False", workdir=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     counts = job_counts(result.stdout)
-    assert "reference" not in counts and counts["download"] == 7  # the four checkpoints are not fetched
+    assert "reference" not in counts and counts["download"] == 11  # the four checkpoints are not fetched
 
 
 def test_rule_reference_evaluates_the_released_beauty_checkpoint_to_table_1(tmp_path):

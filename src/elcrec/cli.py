@@ -34,27 +34,34 @@ def _download(args: argparse.Namespace) -> None:
 
 
 def _sequences(args: argparse.Namespace) -> None:
+    from elcrec.data.attributes import attribute_stats, build_attributes, write_attributes
     from elcrec.data.preprocess import build_sequences
     from elcrec.data.readers import read_interactions
-    from elcrec.data.registry import check_route
+    from elcrec.data.registry import attribute_sources, check_attributes, check_route, interaction_sources
     from elcrec.data.sequences import MIN_LENGTH, SequenceData, dataset_stats
     from elcrec.fileio import atomic_path, write_json_atomic
 
     spec = json.loads(args.spec)
     check_route(spec)
+    spec.setdefault("sources", [])
+    check_attributes(spec)
     records = [json.loads(Path(path).read_text(encoding="utf-8")) for path in args.records or []]
+    # the inputs are the route's files by name: those only the attributes read are not interactions
+    attribute_only = set(attribute_sources(spec)) - set(interaction_sources(spec))
+    inputs = [path for path in args.inputs if Path(path).name not in attribute_only]
+    item_names = None
     if spec["format"] == "sequences":
-        if len(args.inputs) != 1:
-            raise ElcrecError(f"dataset {spec['name']}: the 'sequences' format takes one file, got {len(args.inputs)}")
+        if len(inputs) != 1:
+            raise ElcrecError(f"dataset {spec['name']}: the 'sequences' format takes one file, got {len(inputs)}")
         # the format and every user's length, checked before the file becomes the sequence file
-        SequenceData.load(args.inputs[0], min_length=MIN_LENGTH)
+        SequenceData.load(inputs[0], min_length=MIN_LENGTH)
         with atomic_path(args.output) as temporary:
-            shutil.copyfile(args.inputs[0], temporary)
+            shutil.copyfile(inputs[0], temporary)
         steps = None
     else:
-        interactions = read_interactions(spec["format"], args.inputs, spec.get("reader"))
+        interactions = read_interactions(spec["format"], inputs, spec.get("reader"))
         preprocessing = spec.get("preprocessing", {})
-        sequences, steps = build_sequences(interactions, preprocessing)
+        sequences, steps, item_names = build_sequences(interactions, preprocessing)
         short = [index for index, sequence in enumerate(sequences) if len(sequence) < MIN_LENGTH]
         if short:
             raise ElcrecError(
@@ -63,10 +70,15 @@ def _sequences(args: argparse.Namespace) -> None:
                 f"split needs: set preprocessing.user_k to {MIN_LENGTH} or more"
             )
         SequenceData.from_sequences(sequences).save(args.output)
-    stats = dataset_stats(args.output, records, steps, spec)
+    attributes = build_attributes(spec, args.inputs, SequenceData.load(args.output), item_names)
+    stats = dataset_stats(args.output, records, steps, spec) | {"attributes": attribute_stats(attributes)}
+    if args.attributes:
+        write_attributes(args.attributes, attributes)
     write_json_atomic(args.stats, stats)
+    described = "no attributes" if attributes is None else f"{stats['attributes']['vocabulary']} attributes"
     print(
-        f"{spec['name']}: {stats['users']} users, {stats['items']} items, {stats['interactions']} interactions",
+        f"{spec['name']}: {stats['users']} users, {stats['items']} items, {stats['interactions']} interactions, "
+        f"{described}",
         file=sys.stderr,
     )
 
@@ -267,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     sequences.add_argument("--records", nargs="*", help="their provenance records (JSON)")
     sequences.add_argument("--output", required=True, help="sequence file to write")
     sequences.add_argument("--stats", required=True, help="stats JSON to write")
+    sequences.add_argument(
+        "--attributes", help="item attributes JSON to write (item id -> attribute ids; null: the dataset has none)"
+    )
     sequences.set_defaults(handler=_sequences)
 
     train = command("train", "train, validate and test one run -> run directory")

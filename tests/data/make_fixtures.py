@@ -42,13 +42,45 @@ def synthetic_sequences(seed: int, n_users: int, n_items: int, n_clusters: int) 
 
 def benchmark_file(seed: int) -> str:
     """The benchmark format: `user item item ...`, ids from 1, every id used."""
+    lines, _ = benchmark_ids(seed)
+    return "\n".join(lines) + "\n"
+
+
+def benchmark_ids(seed: int) -> tuple[list[str], dict[int, int]]:
+    """The benchmark file's lines and its item ids (synthetic item index -> id)."""
     sequences = synthetic_sequences(seed, n_users=120, n_items=60, n_clusters=6)
     ids: dict[int, int] = {}
     lines = []
     for user, sequence in enumerate(sequences, 1):
         mapped = [ids.setdefault(item, len(ids) + 1) for item in sequence]
         lines.append(" ".join(map(str, [user, *mapped])))
-    return "\n".join(lines) + "\n"
+    return lines, ids
+
+
+def item_attribute_names(item: int, cluster_size: int) -> list[str]:
+    """An item's "intent" cluster, its position's parity and, for every third item, a shared tag:
+    attributes that say something about the clusters the sequences are drawn from."""
+    names = [f"cluster{item // cluster_size}", "even" if item % 2 == 0 else "odd"]
+    return names + (["tagged"] if item % 3 == 0 else [])
+
+
+def item2attributes_json(seed: int) -> str:
+    """S3-Rec's `*_item2attributes.json` for the benchmark fixture, in its shape: item ids as
+    string keys in no particular order, unsorted ids numbered by first appearance, and a repeat
+    (a name met twice, as S3-Rec's category paths give)."""
+    _, ids = benchmark_ids(seed)
+    rng = random.Random(seed + 100)
+    items = sorted(ids)
+    rng.shuffle(items)
+    vocabulary: dict[str, int] = {}
+    result = {}
+    for index, item in enumerate(items):
+        names = item_attribute_names(item, 10)
+        rng.shuffle(names)
+        if index % 9 == 0:
+            names.append(names[0])
+        result[str(ids[item])] = [vocabulary.setdefault(name, len(vocabulary) + 1) for name in names]
+    return json.dumps(result)
 
 
 def timed_interactions(seed: int, start: int) -> list[tuple[int, int, int]]:
@@ -78,6 +110,33 @@ def amazon_json_gz() -> bytes:
     with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as handle:
         handle.write(("\n".join(lines) + "\n").encode())
     return buffer.getvalue()
+
+
+def amazon_meta_json_gz() -> bytes:
+    """`meta_<Name>.json.gz` for the reviews fixture: Python-literal lines (as the 2014 dumps are),
+    category paths under the top category, a brand on most items (one empty, some missing), and an
+    item no review names."""
+    lines = []
+    for item in [*range(52), 99]:
+        record: dict = {"asin": f"B{item:07d}", "title": f"product {item}"}
+        names = item_attribute_names(item, 12)
+        record["categories"] = [["Sports & Outdoors", *names[:2]], ["Sports & Outdoors", *names[1:]]]
+        if item % 5:
+            record["brand"] = f"brand{item % 4}" if item % 7 else ""
+        lines.append(repr(record))
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as handle:
+        handle.write(("\n".join(lines) + "\n").encode())
+    return buffer.getvalue()
+
+
+def yelp_business_json() -> str:
+    """`yelp_academic_dataset_business.json`: comma-separated categories, null for some businesses."""
+    lines = []
+    for item in range(52):
+        categories = None if item % 11 == 5 else ", ".join(item_attribute_names(item, 12))
+        lines.append(json.dumps({"business_id": f"b{item:04d}", "name": f"place {item}", "categories": categories}))
+    return "\n".join(lines) + "\n"
 
 
 def yelp_json() -> str:
@@ -111,7 +170,18 @@ def zip_bytes(members: dict[str, str]) -> bytes:
 def movielens_zip() -> bytes:
     rows = timed_interactions(13, 978_300_000)
     ratings = "".join(f"{user + 1}::{item + 1}::{(user + item) % 5 + 1}::{moment}\n" for user, item, moment in rows)
-    return zip_bytes({"ml-1m/ratings.dat": ratings, "ml-1m/README": "synthetic fixture in the ML-1M format\n"})
+    genres = ["Action", "Comedy", "Drama", "Horror"]
+    movies = ""
+    for item in range(52):  # a genre per cluster, and a second one for every third movie
+        movie_genres = [genres[item // 12 % 4], *(["Romance"] if item % 3 == 0 else [])]
+        movies += f"{item + 1}::Movie {item + 1} (2000)::{'|'.join(movie_genres)}\n"
+    return zip_bytes(
+        {
+            "ml-1m/ratings.dat": ratings,
+            "ml-1m/movies.dat": movies,
+            "ml-1m/README": "synthetic fixture in the ML-1M format\n",
+        }
+    )
 
 
 def mind_zips() -> tuple[bytes, bytes]:
@@ -129,9 +199,19 @@ def mind_zips() -> tuple[bytes, bytes]:
                     f"{len(train) + len(dev) + 1}\tU{user}\t{moment}\t"
                     f"{' '.join(f'N{item}' for item in history)}\t{' '.join(shown)}"
                 )
+    # each split's news.tsv holds the news of that split's days (overlapping, as MIND's do)
+    categories = ["sports", "news", "finance", "lifestyle"]
+
+    def news(items: range) -> str:
+        return "".join(
+            f"N{item}\t{categories[item // 10]}\t{categories[item // 10]}_{item % 2}\tTitle {item}\tAbstract\t"
+            f"https://example.invalid/N{item}\t[]\t[]\n"
+            for item in items
+        )
+
     return (
-        zip_bytes({"behaviors.tsv": "\n".join(train) + "\n", "news.tsv": ""}),
-        zip_bytes({"behaviors.tsv": "\n".join(dev) + "\n", "news.tsv": ""}),
+        zip_bytes({"behaviors.tsv": "\n".join(train) + "\n", "news.tsv": news(range(0, 30))}),
+        zip_bytes({"behaviors.tsv": "\n".join(dev) + "\n", "news.tsv": news(range(10, 40))}),
     )
 
 
@@ -146,9 +226,12 @@ def fixtures() -> dict[str, bytes]:
     train, dev = mind_zips()
     return {
         "benchmark/Beauty.txt": benchmark_file(1).encode(),
+        "benchmark/Beauty_item2attributes.json": item2attributes_json(1).encode(),
         "benchmark/Toys_and_Games.txt": benchmark_file(2).encode(),
         "raw/reviews_Sports_and_Outdoors_5.json.gz": amazon_json_gz(),
+        "raw/meta_Sports_and_Outdoors.json.gz": amazon_meta_json_gz(),
         "raw/yelp_academic_dataset_review.json": yelp_json().encode(),
+        "raw/yelp_academic_dataset_business.json": yelp_business_json().encode(),
         "raw/ml-1m.zip": movielens_zip(),
         "raw/MINDsmall_train.zip": train,
         "raw/MINDsmall_dev.zip": dev,

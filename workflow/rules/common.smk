@@ -19,6 +19,7 @@ import jsonschema  # noqa: E402
 from elcrec import RUN_DIR, ElcrecError  # noqa: E402
 from elcrec.data.download import file_url_path  # noqa: E402
 from elcrec.data.registry import (  # noqa: E402
+    attribute_sources,
     interaction_sources,
     load_registry,
     reference_sources,
@@ -104,14 +105,18 @@ def local_source(wildcards):
     return [str(path)] if path is not None and path.is_file() else []
 
 
+def data_sources(dataset):
+    """What the `sequences` job reads: the interaction files, then those only the attributes read."""
+    spec = SPECS[dataset]
+    return list(dict.fromkeys(interaction_sources(spec) + attribute_sources(spec)))
+
+
 def raw_files(wildcards):
-    names = interaction_sources(SPECS[wildcards.dataset])
-    return [f"resources/raw/{wildcards.dataset}/{name}" for name in names]
+    return [f"resources/raw/{wildcards.dataset}/{name}" for name in data_sources(wildcards.dataset)]
 
 
 def provenance_records(wildcards):
-    names = interaction_sources(SPECS[wildcards.dataset])
-    return [f"resources/provenance/{wildcards.dataset}/{name}.json" for name in names]
+    return [f"resources/provenance/{wildcards.dataset}/{name}.json" for name in data_sources(wildcards.dataset)]
 
 
 def dataset_spec(wildcards):
@@ -119,7 +124,8 @@ def dataset_spec(wildcards):
 
 
 def sequence_targets():
-    return [f"resources/sequences/{name}.{kind}" for name in DATASETS for kind in ("txt", "stats.json")]
+    kinds = ("txt", "stats.json", "attributes.json")
+    return [f"resources/sequences/{name}.{kind}" for name in DATASETS for kind in kinds]
 
 
 RUN_METRICS = f"{RUN_DIR}/metrics.json"

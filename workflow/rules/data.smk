@@ -1,5 +1,6 @@
 # download -> resources/raw/{dataset}/{filename} (+ provenance record)
-# sequences -> resources/sequences/{dataset}.txt (+ stats for the dataset tables)
+# sequences -> resources/sequences/{dataset}.txt (+ stats for the dataset tables, + the item
+#              attributes: JSON null for a dataset without, src/elcrec/data/attributes.py)
 
 
 # Downloads run on the submitting host: cluster compute nodes often have no internet.
@@ -35,6 +36,7 @@ rule sequences:
     output:
         sequences="resources/sequences/{dataset}.txt",
         stats="resources/sequences/{dataset}.stats.json",
+        attributes="resources/sequences/{dataset}.attributes.json",
     params:
         elcrec=ELCREC,
         spec=dataset_spec,
@@ -45,3 +47,4 @@ rule sequences:
     shell:
         "{params.elcrec} --log {log:q} sequences --spec {params.spec:q} --inputs {input.raw:q}"
         " --records {input.records:q} --output {output.sequences:q} --stats {output.stats:q}"
+        " --attributes {output.attributes:q}"

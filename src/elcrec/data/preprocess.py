@@ -35,8 +35,9 @@ def _counts(frame: pd.DataFrame) -> dict:
     }
 
 
-def build_sequences(interactions: pd.DataFrame, preprocessing: dict) -> tuple[list[np.ndarray], dict]:
-    """Return the sequences (user i+1 -> array of item ids) and the per-step counts."""
+def build_sequences(interactions: pd.DataFrame, preprocessing: dict) -> tuple[list[np.ndarray], dict, list[str]]:
+    """Return the sequences (user i+1 -> array of item ids), the per-step counts and the raw id of
+    each item (item i+1 is `items[i]`): the mapping the attributes go through."""
     frame = interactions.reset_index(drop=True)
     steps = {"raw": _counts(frame)}
     time_min, time_max = preprocessing.get("time_min"), preprocessing.get("time_max")
@@ -64,7 +65,7 @@ def build_sequences(interactions: pd.DataFrame, preprocessing: dict) -> tuple[li
             f"no interaction survives preprocessing (k-core users {user_k}, items {item_k}); counts: {steps}"
         )
 
-    item_ids = pd.factorize(frame["item"], sort=False)[0] + 1
+    codes, raw_items = pd.factorize(frame["item"], sort=False)
     boundaries = np.flatnonzero(np.diff(frame["user_code"].to_numpy())) + 1
-    sequences = np.split(item_ids.astype(np.int64), boundaries)
-    return sequences, steps
+    sequences = np.split((codes + 1).astype(np.int64), boundaries)
+    return sequences, steps, [str(item) for item in raw_items]

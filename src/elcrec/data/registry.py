@@ -1,9 +1,11 @@
 """The dataset registry (config/datasets.yaml) and the run config's choice of route.
 
 A registry entry names, per route, the source files (URL and checksum), the raw format with its
-reader options, and the preprocessing. The run config picks a route per dataset and may
-override `sources` (replaced), `reader` and `preprocessing` (merged key by key): that is how
-the smoke profile points every dataset at the tiny fixtures. Both files are schema-validated
+reader options, the preprocessing, and where the item attributes come from (`attributes`: a
+format, the sources it reads, reader options; none when the route has no such block). The run
+config picks a route per dataset and may override `sources` and `attributes` (replaced; `null`
+drops the attributes), `reader` and `preprocessing` (merged key by key): that is how the smoke
+profile points every dataset at the tiny fixtures. Both files are schema-validated
 by the workflow before this module sees them.
 """
 
@@ -20,6 +22,7 @@ from elcrec.data.download import Source
 
 INTERACTIONS = "interactions"
 REFERENCE = "reference"
+ATTRIBUTES = "attributes"
 
 
 def load_registry(paths: list[str | Path]) -> dict:
@@ -62,9 +65,26 @@ def resolve_dataset(registry: dict, name: str, selection: dict | None, base_dir:
         "reader": {**route.get("reader", {}), **selection.get("reader", {})},
         "preprocessing": {**route.get("preprocessing", {}), **selection.get("preprocessing", {})},
         "notes": route.get("notes", ""),
+        "attributes": copy.deepcopy(selection["attributes"] if "attributes" in selection else route.get("attributes")),
     }
     check_route(spec)
+    check_attributes(spec)
     return spec
+
+
+def check_attributes(spec: dict) -> None:
+    """Every file the attribute block reads is a source of the route: a config that replaces the
+    sources (the smoke profile) must list it again, or say `attributes: null`."""
+    block = spec.get("attributes")
+    if not block:
+        return
+    names = {source["name"] for source in spec["sources"]}
+    missing = [name for name in block["sources"] if name not in names]
+    if missing:
+        raise ElcrecError(
+            f"config datasets.{spec['name']}: the attributes are read from {missing}, which is not among the route's "
+            f"sources {sorted(names)}: add it to `sources`, or set `attributes: null` for a dataset without attributes"
+        )
 
 
 def check_route(spec: dict) -> None:
@@ -106,6 +126,11 @@ def source_of(spec: dict, filename: str) -> Source:
 
 def interaction_sources(spec: dict) -> list[str]:
     return [source["name"] for source in spec["sources"] if source.get("role", INTERACTIONS) == INTERACTIONS]
+
+
+def attribute_sources(spec: dict) -> list[str]:
+    """The files the attributes are read from (the interaction archive itself for ML-1M and MIND)."""
+    return list((spec.get("attributes") or {}).get("sources", []))
 
 
 def reference_sources(spec: dict) -> list[str]:
