@@ -361,7 +361,7 @@ def test_released_checkpoints_can_be_left_out(tmp_path):
 
 
 def test_rule_reference_evaluates_the_released_beauty_checkpoint_to_table_1(tmp_path):
-    mirror = mirror_with(tmp_path / "mirror", "Beauty.txt", "ELCRec-Beauty-1.pt")
+    mirror = mirror_with(tmp_path / "mirror", "Beauty.txt", "Beauty_item2attributes.json", "ELCRec-Beauty-1.pt")
     target = "results/reference/beauty/metrics.json"
     result = snakemake("--cores", "2", "--config", f"mirror_dir={mirror}", "--", target, workdir=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
