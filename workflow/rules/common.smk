@@ -28,7 +28,9 @@ from elcrec.data.registry import (  # noqa: E402
 )
 from elcrec.experiments import RunKey, expand as expand_grid, select as select_experiments  # noqa: E402
 from elcrec.experiments import summary as grid_summary  # noqa: E402
+from elcrec.scheduling import SLOT, job_resources, slot_capacity  # noqa: E402
 from elcrec.settings import resolve as resolve_settings  # noqa: E402
+from snakemake.resources import Resource  # noqa: E402
 from elcrec.report.tables import TABLE_NAMES  # noqa: E402
 from elcrec.schema import describe as describe_schema_error  # noqa: E402
 
@@ -151,9 +153,18 @@ def run_threads(wildcards):
     return int(run_settings(wildcards).get("threads") or 1)
 
 
-def run_gpus(wildcards):
+# `--resources gpu=G` is G GPUs, shared by `jobs_per_gpu` training jobs each (src/elcrec/scheduling.py)
+_GPUS = workflow.global_resources.get("gpu")
+_SLOTS = slot_capacity(_GPUS.value if _GPUS is not None else None, config["jobs_per_gpu"])
+if _SLOTS is not None:
+    workflow.global_resources[SLOT] = Resource(SLOT, _SLOTS)
+
+
+def run_gpu_resources(wildcards):
     device = str(run_settings(wildcards)["device"])
-    return int(device.startswith("cuda") or (device == "auto" and NVIDIA_HOST))
+    uses_gpu = device.startswith("cuda") or (device == "auto" and NVIDIA_HOST)
+    key = RunKey(wildcards.dataset, wildcards.model, wildcards.variant, int(wildcards.seed))
+    return job_resources(uses_gpu, key in GRID.exclusive, config["jobs_per_gpu"])
 
 
 def run_targets():

@@ -16,7 +16,8 @@ rule train:
         run_dir=lambda wildcards: RUN_DIR.format(**wildcards),
     threads: run_threads
     resources:
-        gpu=run_gpus,
+        gpu=lambda wildcards: run_gpu_resources(wildcards)["gpu"],
+        gpu_slot=lambda wildcards: run_gpu_resources(wildcards)["gpu_slot"],
     benchmark:
         f"{RUN_DIR}/benchmark.tsv"
     log:
