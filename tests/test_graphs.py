@@ -9,7 +9,6 @@ from elcrec.data.graphs import (
     symmetrised,
     top_k_per_row,
     transition_counts,
-    within_hops,
     without_diagonal,
 )
 from elcrec.data.sequences import SequenceData
@@ -68,16 +67,6 @@ def test_top_k_keeps_the_largest_per_row_with_ties_to_the_smaller_column():
     kept = top_k_per_row(dense.to_sparse(), 2).to_dense()
     assert kept.tolist() == [[0, 3, 0, 3, 0], [0, 0, 0, 0, 0], [5, 4, 0, 0, 0]]
     assert top_k_per_row(dense.to_sparse(), 10).to_dense().tolist() == dense.tolist()
-
-
-def test_within_hops_is_reachability_in_at_most_that_many_steps():
-    chain = torch.zeros(5, 5)
-    for a in range(4):
-        chain[a, a + 1] = 3.0  # 0 -> 1 -> 2 -> 3 -> 4
-    two = within_hops(chain.to_sparse(), 2).to_dense()
-    assert set(map(tuple, two.nonzero().tolist())) == {(0, 1), (1, 2), (2, 3), (3, 4), (0, 2), (1, 3), (2, 4)}
-    assert set(two.unique().tolist()) == {0.0, 1.0}
-    assert torch.equal(within_hops(chain.to_sparse(), 1).to_dense(), (chain > 0).float())
 
 
 def test_within_distance_links_items_up_to_that_many_positions_apart_in_both_directions():

@@ -95,32 +95,12 @@ def top_k_per_row(graph: torch.Tensor, k: int) -> torch.Tensor:
     return sparse(graph.indices()[:, keep], graph.values()[keep], graph.shape)
 
 
-def within_hops(graph: torch.Tensor, hops: int) -> torch.Tensor:
-    """Binary [vocab, vocab]: 1 where j is reachable from i in 1..hops steps of `graph`.
-
-    The neighbourhood grows with the degree to the power `hops`: on a 12k-item Amazon graph three
-    hops of the undirected transition graph reach thousands of items per row, so models that need
-    multi-hop paths of a large graph sample them instead of materialising this matrix.
-    """
-    if hops < 1:
-        raise ValueError(f"within_hops needs hops >= 1, got {hops}")
-    step = to_scipy(graph)
-    step.data[:] = 1.0
-    reach = frontier = step
-    for _ in range(hops - 1):
-        frontier = frontier @ step
-        frontier.data[:] = 1.0
-        reach = reach + frontier
-        reach.data[:] = 1.0
-    return to_torch(reach)
-
-
 def within_distance(sequences: SequenceData, vocab_size: int, distance: int) -> torch.Tensor:
     """Symmetric [vocab, vocab]: entry (a, b) = how often a and b occur 1..`distance` positions
     apart in one user's training interactions, both orders counted (a == b when an item recurs).
 
     MAERec's item graph (HKUDS/MAERec README.md `construct_graphs`, distance 3; construct.py:13-18):
-    unlike `within_hops`, it links items near each other in a sequence, not paths of the graph.
+    its multi-hop neighbourhoods are items near each other in a sequence, not paths of a graph.
     """
     if distance < 1:
         raise ValueError(f"within_distance needs distance >= 1, got {distance}")
