@@ -156,6 +156,24 @@ def test_non_finite_loss_names_epoch_and_component(split, monkeypatch):
         trainer.train_epoch()
 
 
+def test_the_first_non_finite_step_is_reported_at_the_epoch_end(split, monkeypatch):
+    trainer = Trainer(split, "sasrec", settings("sasrec", batch_size=16), 1)  # 120 users: 8 steps
+    loss, seen = trainer.model.loss, []
+
+    def poisoned_from_step_2(batch):
+        losses = loss(batch)
+        seen.append(len(seen))
+        if len(seen) >= 3:  # steps 2, 3, ... (counted from 0)
+            losses["total"] = losses["total"] + float("inf")
+        return losses
+
+    monkeypatch.setattr(trainer.model, "loss", poisoned_from_step_2)
+    with pytest.raises(NonFiniteLoss, match="epoch 0, step 2: total = inf") as caught:
+        trainer.train_epoch()
+    assert len(seen) == 8  # checked once, after the epoch's last step: no host read per step
+    assert (caught.value.epoch, caught.value.step) == (0, 2) and caught.value.losses["total"] == float("inf")
+
+
 def test_early_stopping_restores_the_best_epoch(split):
     trainer = Trainer(split, "sasrec", settings("sasrec", epochs=10, patience=2, lr=0.0), 1)
     trainer.fit(log=lambda line: None)

@@ -105,6 +105,38 @@ def load_model_file(
     return model.to(device), record
 
 
+class DivergenceWatch:
+    """The first step of an epoch whose losses were not all finite, and those losses, kept on the
+    device (no per-step read); `raise_if_diverged` reads them once, at the epoch's end."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.first_step = torch.full((), -1, dtype=torch.long, device=device)
+        self.names: list[str] = []
+        self.values: torch.Tensor | None = None
+
+    def observe(self, losses: dict[str, torch.Tensor], step: int) -> None:
+        values = torch.stack([value.detach().float() for value in losses.values()])
+        if self.values is None:
+            self.names, self.values = list(losses), torch.zeros_like(values)
+        first = (self.first_step < 0) & ~torch.isfinite(values).all()
+        self.first_step = torch.where(first, torch.full_like(self.first_step, step), self.first_step)
+        self.values = torch.where(first, values, self.values)
+
+    def raise_if_diverged(self, model_name: str, epoch: int) -> None:
+        step = int(self.first_step)
+        if step < 0:
+            return
+        values = dict(zip(self.names, self.values.tolist(), strict=True))
+        bad = [name for name, value in values.items() if not math.isfinite(value)]
+        raise NonFiniteLoss(
+            f"{model_name}: non-finite loss at epoch {epoch}, step {step}: "
+            + ", ".join(f"{name} = {values[name]}" for name in bad),
+            epoch=epoch,
+            step=step,
+            losses=values,
+        )
+
+
 class Trainer:
     """One model on one split with resolved settings; `fit` runs the whole protocol."""
 
@@ -166,7 +198,10 @@ class Trainer:
         )
         self.model.on_epoch_start(context)
         self.model.train()
-        sums: dict[str, float] = {}
+        # loss sums and the finiteness check stay on the device and are read once, at the epoch's end:
+        # no host-device synchronisation per step (on a GPU a step would otherwise wait for the last)
+        sums: dict[str, torch.Tensor] = {}
+        watch = DivergenceWatch(self.device)
         steps, memory = 0, 0
         batches = training_batches(
             self.split,
@@ -180,30 +215,21 @@ class Trainer:
             batch = {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.settings["amp"]):
                 losses = self.model.loss(batch)
-            self._check_finite(losses, steps)
+            watch.observe(losses, steps)
             if self.optimizer is not None:
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(losses["total"]).backward()
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
             for name, value in losses.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach())
+                total = sums.get(name)
+                value = value.detach().to(torch.float64)
+                sums[name] = value if total is None else total + value
             memory += current_memory_bytes(self.device)
             steps += 1
-        means = {f"loss_{name}": total / max(steps, 1) for name, total in sums.items()}
+        watch.raise_if_diverged(self.model_name, self.epoch)
+        means = {f"loss_{name}": float(total) / max(steps, 1) for name, total in sums.items()}
         return means | {"memory_mb": memory / max(steps, 1) / 2**20}  # mean over the epoch's steps
-
-    def _check_finite(self, losses: dict[str, torch.Tensor], step: int) -> None:
-        values = torch.stack([value.detach().float() for value in losses.values()])
-        if not bool(torch.isfinite(values).all()):
-            bad = [name for name, value in losses.items() if not bool(torch.isfinite(value.detach()).all())]
-            raise NonFiniteLoss(
-                f"{self.model_name}: non-finite loss at epoch {self.epoch}, step {step}: "
-                + ", ".join(f"{name} = {float(losses[name].detach())}" for name in bad),
-                epoch=self.epoch,
-                step=step,
-                losses={name: float(value.detach()) for name, value in losses.items()},
-            )
 
     def evaluate(self, which: str, masking: str | None = None) -> EvaluationResult:
         self.model.eval()
