@@ -38,18 +38,22 @@ def tiny_sequences(users: int = 20, seed: int = 1):
     return SequenceData.from_sequences(sequences)
 
 
-def epoch_context(epoch: int = 0, seed: int = 1):
+def context_for(split, epoch: int = 0, seed: int = 1, batch_size: int = 7):
+    """The epoch context the training loop builds for `split`."""
     from elcrec.data.batches import ItemSets
     from elcrec.models.base import EpochContext
 
-    split = tiny_sequences(seed=seed).split(max_len=TINY["max_len"])
     return EpochContext(
         epoch=epoch,
         seed=seed,
         train_input=split.train_input,
         train_target=split.train_target,
-        batch_size=7,
+        batch_size=batch_size,
         device=torch.device("cpu"),
         train_sequences=split.train_sequences,
         item_sets=ItemSets(split.full_history, split.vocab_size),
     )
+
+
+def epoch_context(epoch: int = 0, seed: int = 1):
+    return context_for(tiny_sequences(seed=seed).split(max_len=TINY["max_len"]), epoch, seed)

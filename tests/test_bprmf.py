@@ -6,32 +6,17 @@ import math
 import numpy as np
 import pytest
 import torch
-from model_helpers import VOCAB, settings_for, tiny_sequences
+from model_helpers import VOCAB, context_for, settings_for, tiny_sequences
 
 from elcrec import ElcrecError
-from elcrec.data.batches import ItemSets
 from elcrec.data.sequences import SequenceData
-from elcrec.models.base import EpochContext
 from elcrec.models.registry import build
-
-
-def context_for(split, epoch=0, seed=1):
-    return EpochContext(
-        epoch=epoch,
-        seed=seed,
-        train_input=split.train_input,
-        train_target=split.train_target,
-        batch_size=4,
-        device=torch.device("cpu"),
-        train_sequences=split.train_sequences,
-        item_sets=ItemSets(split.full_history, split.vocab_size),
-    )
 
 
 def prepared(split, epoch=0, seed=1, **overrides):
     model = build("bprmf", split.vocab_size, settings_for("bprmf", **overrides), n_users=split.n_users)
     model.prepare(split.train_sequences)
-    model.on_epoch_start(context_for(split, epoch, seed))
+    model.on_epoch_start(context_for(split, epoch, seed, batch_size=4))
     return model
 
 

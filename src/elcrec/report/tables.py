@@ -143,11 +143,33 @@ def _column_source(paper: dict, name: str) -> str:
     return "unknown"
 
 
-def _status(cells: pd.DataFrame, model: str, variant: str, registered: set[str]) -> str:
+def _status(
+    cells: pd.DataFrame, key: tuple[str, str, str], registered: set[str], diverged: set[tuple[str, str, str]]
+) -> str:
+    """A cell's status: ok, pending (model not implemented), diverged (its runs' losses turned
+    non-finite: present, no metrics) or missing."""
+    _, model, variant = key
     if model not in registered:
         return "pending"
     present = (cells["model"] == model) & (cells["variant"] == variant)
-    return "ok" if present.any() else "missing"
+    if present.any():
+        return "ok"
+    return "diverged" if key in diverged else "missing"
+
+
+def _cell_row(dataset: str, column: str, model: str, variant: str, metric: str, source: str, paper, note) -> dict:
+    """The identity of one Table 1 cell (ours beside the paper's, or ours alone)."""
+    return {
+        "dataset": dataset,
+        "column": column,
+        "model": model,
+        "variant": variant,
+        "metric": metric,
+        "source": source,
+        "paper": paper,
+        "cell": cell_id(dataset, model, variant),
+        "note": note,
+    }
 
 
 CELL_NOTE = re.compile(r"Table 1 (\w+)/([^/\s]+)/([A-Z]+@\d+)")
@@ -184,29 +206,19 @@ def table1(
     notes = cell_notes(paper)
     for dataset in TABLE1_DATASETS:
         mine = ranked[ranked["dataset"] == dataset]
-        rows += _our_columns(cells[cells["dataset"] == dataset], dataset, registered)
+        rows += _our_columns(cells[cells["dataset"] == dataset], dataset, registered, diverged)
         for name in paper["table1_columns"]:
             model, variant = paper["run_names"][name]
             for metric in METRICS:
                 published = _published(paper["table1"][dataset][name][metric])
-                row = {
-                    "dataset": dataset,
-                    "column": name,
-                    "model": model,
-                    "variant": variant,
-                    "metric": metric,
-                    "source": _column_source(paper, name),
-                    "paper": published,
-                    "cell": cell_id(dataset, model, variant),
-                    "note": notes.get((dataset, name, metric)),
-                }
+                source, note = _column_source(paper, name), notes.get((dataset, name, metric))
+                row = _cell_row(dataset, name, model, variant, metric, source, published, note)
                 match = mine[(mine["model"] == model) & (mine["variant"] == variant) & (mine["metric"] == metric)]
                 if len(match):
                     cell = match.iloc[0]
                     row |= _comparison(cell, published, tolerance_pct) | {"rank": int(cell["rank"]), "status": "ok"}
                 else:
-                    status = _status(mine, model, variant, registered)
-                    row |= {"status": "diverged" if (dataset, model, variant) in diverged else status}
+                    row |= {"status": _status(mine, (dataset, model, variant), registered, diverged)}
                 rows.append(row)
         for metric in METRICS:
             tests.append(_best_vs_runner_up(mine[mine["metric"] == metric], runs, dataset, metric, names, paper))
@@ -217,29 +229,21 @@ def table1(
     return table, tests
 
 
-def _our_columns(cells: pd.DataFrame, dataset: str, registered: set[str]) -> list[dict]:
+def _our_columns(
+    cells: pd.DataFrame, dataset: str, registered: set[str], diverged: set[tuple[str, str, str]]
+) -> list[dict]:
     """The rows of OUR_COLUMNS for one dataset: ours only (no paper value, no rank, never flagged)."""
     rows = []
     for name, (model, variant) in OUR_COLUMNS.items():
         for metric in METRICS:
-            row = {
-                "dataset": dataset,
-                "column": name,
-                "model": model,
-                "variant": variant,
-                "metric": metric,
-                "source": "ours",
-                "paper": None,
-                "cell": cell_id(dataset, model, variant),
-                "note": None,
-            }
+            row = _cell_row(dataset, name, model, variant, metric, "ours", None, None)
             match = cells[(cells["model"] == model) & (cells["variant"] == variant) & (cells["metric"] == metric)]
             if len(match):
                 cell = match.iloc[0]
                 row |= {"mean": float(cell["mean"]), "std": float(cell["std"]), "seeds": int(cell["seeds"])}
                 row |= {"flag": False, "status": "ok"}
             else:
-                row["status"] = _status(cells, model, variant, registered)
+                row["status"] = _status(cells, (dataset, model, variant), registered, diverged)
             rows.append(row)
     return rows
 
