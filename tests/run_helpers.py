@@ -16,7 +16,8 @@ def ranks_for(hr5: float, n_users: int = 100, seed: int = 0) -> np.ndarray:
     return generator.permutation(ranks)
 
 
-def write_run(root, dataset, model, variant, seed, hr5, settings=None, epochs=3, other_masking=True):
+def write_run(root, dataset, model, variant, seed, hr5, settings=None, epochs=3, other_masking=True, pretraining=None):
+    """`pretraining`: a fine-tuning run's record of its pre-training (training.run's `pretraining`)."""
     run_dir = root / dataset / model / variant / f"seed{seed}"
     run_dir.mkdir(parents=True)
     ranks = ranks_for(hr5, seed=seed)
@@ -41,6 +42,7 @@ def write_run(root, dataset, model, variant, seed, hr5, settings=None, epochs=3,
         "code_version": "v0-test",
         "device": "cpu (test)",
         "libraries": {"torch": "2.13.0"},
+        "pretraining": pretraining,
     }
     if other_masking:
         record["test_other_masking"] = {"masking": "exclude", "metrics": {k: v + 0.01 for k, v in test.items()}}

@@ -107,6 +107,52 @@ def test_train_then_evaluate_a_run(tmp_path, fixtures, capsys):
     assert float(printed["NDCG@20"]) == round(metrics["test"]["NDCG@20"], 4)
 
 
+def test_pretrain_then_fine_tune_from_it(tmp_path, fixtures, capsys):
+    sequences = str(fixtures / "benchmark" / "Beauty.txt")
+    attributes = str(fixtures / "benchmark" / "Beauty_item2attributes.json")
+    settings = json.dumps({"pretrain_epochs": 1, "epochs": 1, "layers": 1, "device": "cpu", "pretrain_batch_size": 256})
+    out = tmp_path / "pretrain"
+    args = [
+        "pretrain",
+        "--sequences",
+        sequences,
+        "--attributes",
+        attributes,
+        "--model",
+        "s3rec",
+        "--settings",
+        settings,
+    ]
+    assert main([*args, "--out-dir", str(out), "--dataset", "beauty"]) == 0
+    assert "s3rec pre-training default: 1 epochs" in capsys.readouterr().err
+    train = [
+        "train",
+        "--sequences",
+        sequences,
+        "--model",
+        "s3rec",
+        "--settings",
+        settings,
+        "--run-dir",
+        str(tmp_path / "run"),
+    ]
+    assert main(train) == 2
+    assert "fine-tunes a pre-training: give --pretrained" in capsys.readouterr().err
+    assert main([*train, "--pretrained", str(out / "pretrained.pt")]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["pretraining"]["epochs_run"] == 1 and metrics["pretraining"]["pretraining"] == "default"
+    sasrec = ["train", "--sequences", sequences, "--model", "sasrec", "--settings", '{"epochs": 1}']
+    assert main([*sasrec, "--run-dir", str(tmp_path / "s"), "--pretrained", str(out / "pretrained.pt")]) == 2
+    assert "no pre-training stage" in capsys.readouterr().err
+    # a dataset without attributes (the data stage's null marker): the default names it, ISP runs
+    (tmp_path / "none.json").write_text("null\n")
+    none = ["pretrain", "--sequences", sequences, "--attributes", str(tmp_path / "none.json"), "--model", "s3rec"]
+    assert main([*none, "--settings", settings, "--out-dir", str(tmp_path / "p2"), "--dataset", "toys"]) == 2
+    assert "dataset toys has no item attributes" in capsys.readouterr().err
+    isp = json.dumps(json.loads(settings) | {"aap_weight": 0, "map_weight": 0})
+    assert main([*none, "--settings", isp, "--out-dir", str(tmp_path / "p3")]) == 0
+
+
 def test_train_refuses_unknown_settings(fixtures, tmp_path, capsys):
     args = ["train", "--sequences", str(fixtures / "benchmark" / "Beauty.txt"), "--model", "sasrec"]
     assert main([*args, "--settings", '{"alpah": 1}', "--run-dir", str(tmp_path)]) == 2
@@ -156,7 +202,7 @@ def _commands() -> dict[str, argparse.ArgumentParser]:
 
 def test_every_option_of_every_command_has_help_and_shows_its_default():
     commands = _commands()
-    assert len(commands) == 10  # elcrec itself and its nine commands
+    assert len(commands) == 11  # elcrec itself and its ten commands
     shown = 0
     for name, command in commands.items():
         text = " ".join(command.format_help().split())  # undo the line wrapping
@@ -167,7 +213,7 @@ def test_every_option_of_every_command_has_help_and_shows_its_default():
             if not action.required and action.default is not None and action.default is not False:
                 assert f"(default: {action.default})" in text, f"{name} {action.option_strings}"
                 shown += 1
-    assert shown == 23  # download 2, train 2, evaluate 3, bench 3, scale 4, analyse 7, report 2
+    assert shown == 24  # download 2, train 2, pretrain 1, evaluate 3, bench 3, scale 4, analyse 7, report 2
     download = " ".join(commands["download"].format_help().split())
     assert "--retries RETRIES extra attempts on network errors (default: 3)" in download
     assert "--dest DEST where the verified file goes --name" in download  # required: no default shown

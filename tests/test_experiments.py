@@ -9,7 +9,16 @@ import yaml
 from conftest import REPO
 
 from elcrec import ElcrecError
-from elcrec.experiments import SWEEP_VARIANT, RunKey, expand, select, settings_of_run_dir, summary, sweep_value
+from elcrec.experiments import (
+    SWEEP_VARIANT,
+    PretrainKey,
+    RunKey,
+    expand,
+    select,
+    settings_of_run_dir,
+    summary,
+    sweep_value,
+)
 
 
 @pytest.fixture(scope="module")
@@ -24,12 +33,37 @@ def grid(config):
 
 def test_counts_per_experiment(grid):
     counts = {name: len(keys) for name, keys in grid.experiments.items()}
-    assert counts == {"table1": 144, "ablation": 48, "sensitivity": 36, "cost": 8, "departures": 120, "domains": 12}
-    assert len(grid.runs) == 144 + 48 - 12 + 36 - 4 + 8 + 120 + 12
-    pending = {name: sorted({key.model for key in keys}) for name, keys in grid.pending.items() if keys}
-    assert pending == {"table1": ["dssrec", "s3rec"], "cost": ["s3rec"]}
-    assert len(grid.pending["table1"]) == 2 * 4 * 3
-    assert "experiment table1: 144 runs (12 shared with other experiments), 24 pending" in summary(grid)
+    assert counts == {"table1": 168, "ablation": 48, "sensitivity": 36, "cost": 12, "departures": 144, "domains": 12}
+    assert len(grid.runs) == 168 + 48 - 12 + 36 - 4 + 12 + 144 + 12
+    assert all(not keys for keys in grid.pending.values())  # every Table 1 column has its model
+    assert "experiment table1: 168 runs (12 shared with other experiments)\n" in summary(grid) + "\n"
+    assert "404 distinct runs in all, 16 pre-trainings" in summary(grid)
+
+
+def test_pretrainings_are_shared_by_the_runs_that_name_them(grid):
+    # S3-Rec: ISP, default (shared with the timed `cost` run) and train-negatives per dataset; DSSRec one
+    names = {(key.model, key.pretraining) for key in grid.pretrainings}
+    assert names == {("s3rec", "ISP"), ("s3rec", "default"), ("s3rec", "train-negatives"), ("dssrec", "default")}
+    assert len(grid.pretrainings) == 4 * 4
+    default = PretrainKey("beauty", "s3rec", "default")
+    users = sorted(key for key, pretraining in grid.pretraining_of.items() if pretraining == default)
+    assert users == [RunKey("beauty", "s3rec", "cost", 1)] + [
+        RunKey("beauty", "s3rec", "default", s) for s in (1, 2, 3)
+    ]
+    assert default.directory == "results/pretrain/beauty/s3rec/default"
+    assert grid.exclusive_pretrainings == {
+        PretrainKey(d, "s3rec", "default") for d in ("beauty", "sports", "toys", "yelp")
+    }
+    assert grid.pretrainings[PretrainKey("yelp", "s3rec", "ISP")]["pretrain_epochs"] == 100
+    assert grid.pretrainings[PretrainKey("toys", "s3rec", "ISP")]["pretrain_epochs"] == 150
+    assert RunKey("beauty", "sasrec", "default", 1) not in grid.pretraining_of
+
+
+def test_runs_naming_one_pretraining_must_agree_on_what_it_reads(config):
+    changed = copy.deepcopy(config)
+    changed["models"]["s3rec"]["variants"]["ISP"] = {"aap_weight": 0, "map_weight": 0}  # no own `pretraining` name
+    with pytest.raises(ElcrecError, match=r"variants 'ISP' and 'cost' on beauty name the same pre-training 'default'"):
+        expand(changed)
 
 
 def test_shared_runs_are_one_key(grid):

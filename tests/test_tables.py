@@ -27,6 +27,8 @@ def built(tmp_path, paper):
         write_run(runs, "beauty", "iclrec", "default", seed, iclrec)
         write_run(runs, "beauty", "elcrec", "B", seed, 0.2)
     write_run(runs, "beauty", "elcrec", "cost", 1, 0.45, epochs=4)
+    pretraining = {"pretraining_seconds": 60.0, "mean_memory_bytes": 256 * 2**20, "peak_memory_bytes": 1024 * 2**20}
+    write_run(runs, "sports", "s3rec", "cost", 1, 0.3, epochs=4, pretraining=pretraining)
     write_run(runs, "beauty", "elcrec", "alpha-0.1", 1, 0.4, settings={"alpha": 0.1})
     write_run(runs, "beauty", "elcrec", "k-64", 1, 0.35, settings={"clusters": 64}, other_masking=False)
     sequences = write_stats(tmp_path / "sequences")
@@ -146,6 +148,17 @@ def test_ablation_sums_domains_and_efficiency(built, paper):
     assert efficiency.loc[("beauty", "ICLRec"), "status"] == "missing"  # ICLRec has Table 1 runs but no cost run
     assert efficiency.loc[("beauty", "ELCRec"), "paper_time_s"] == 2922
     assert efficiency.loc[("beauty", "S3-Rec"), "status"] == "missing"
+    # S3-Rec: pre-training (60 s) and fine-tuning (4 epochs of 10 s) together, each beside it; the mean
+    # memory weighted by each stage's time, the larger peak
+    s3rec = efficiency.loc[("sports", "S3-Rec")]
+    assert (s3rec["training_seconds"], s3rec["pretraining_seconds"], s3rec["fine_tuning_seconds"]) == (
+        100.0,
+        60.0,
+        40.0,
+    )
+    assert s3rec["mean_memory_mb"] == pytest.approx((256 * 60 + 384 * 40) / 100)
+    assert s3rec["peak_memory_mb"] == 1024.0 and s3rec["seconds_per_epoch"] == 10.0
+    assert math.isnan(efficiency.loc[("beauty", "ELCRec"), "pretraining_seconds"])  # no pre-training stage
 
 
 def test_missing_runs_name_their_targets(built):
@@ -164,7 +177,7 @@ def test_missing_runs_name_their_targets(built):
 def test_provenance_rows_and_cell_ids(built):
     _, result = built
     runs = result["runs"]
-    assert len(runs) == 9 and {"beauty--elcrec--cost", "beauty--elcrec--alpha-0_1"} <= set(runs["cell"])
+    assert len(runs) == 10 and {"beauty--elcrec--cost", "beauty--elcrec--alpha-0_1"} <= set(runs["cell"])
     assert tables.cell_id("beauty", "elcrec", "B+ICL") == "beauty--elcrec--B_ICL"
     row = runs[(runs["variant"] == "ELCRec") & (runs["seed"] == 1)].iloc[0]
     assert row["settings_hash"] == tables.settings_hash({"masking": "zero", "alpha": 10, "clusters": 256})

@@ -1,5 +1,4 @@
 import json
-import warnings
 
 import numpy as np
 import pytest
@@ -200,18 +199,6 @@ def test_sasrec_learns_on_the_real_beauty_file(tmp_path):
     trainer = Trainer(beauty, "sasrec", model_defaults("sasrec") | {"epochs": 2, "device": "cpu"}, 1)
     trainer.fit(log=lambda line: None)
     assert trainer.history[-1]["valid_NDCG@20"] > 0.008
-
-
-def test_cpu_amp_without_native_bfloat16_warns(split, monkeypatch):
-    import elcrec.training as training
-
-    monkeypatch.setattr(training, "native_bfloat16", lambda: False)
-    with pytest.warns(RuntimeWarning, match="without native bfloat16"):
-        Trainer(split, "sasrec", settings("sasrec", amp=True), 1)
-    monkeypatch.setattr(training, "native_bfloat16", lambda: True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        Trainer(split, "sasrec", settings("sasrec", amp=True), 1)
 
 
 def test_a_diverged_run_is_recorded_with_its_epoch_and_step_and_no_metrics(split, tmp_path, monkeypatch):

@@ -13,3 +13,5 @@ class ElcrecError(Exception):
 
 # where a run (dataset, model, variant, seed) lives: the one place the layout is spelled
 RUN_DIR = "results/runs/{dataset}/{model}/{variant}/seed{seed}"
+# where a pre-training (dataset, model, pretraining) lives; fine-tuning runs that name it start from it
+PRETRAIN_DIR = "results/pretrain/{dataset}/{model}/{pretraining}"

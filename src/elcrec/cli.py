@@ -111,6 +111,7 @@ def _train(args: argparse.Namespace) -> None:
     from elcrec.data.sequences import MIN_LENGTH, SequenceData
     from elcrec.fileio import file_digest
     from elcrec.memory import keep_freed_memory
+    from elcrec.models.registry import model_class
     from elcrec.training import run
 
     keep_freed_memory()
@@ -123,7 +124,21 @@ def _train(args: argparse.Namespace) -> None:
         "variant": args.variant,
         "data_sha256": file_digest(args.sequences, "sha256"),
     }
-    record = run(split, args.model, settings, args.seed, args.run_dir, provenance)
+    initial_state = None
+    if model_class(args.model).pretrains:
+        if not args.pretrained:
+            raise ElcrecError(
+                f"model {args.model!r} fine-tunes a pre-training: give --pretrained (the pretrained.pt that "
+                "rule `pretrain` or `elcrec pretrain` writes)"
+            )
+        from elcrec.pretraining import fine_tuning_start
+
+        initial_state, provenance["pretraining"] = fine_tuning_start(
+            args.pretrained, args.model, settings, split.vocab_size
+        )
+    elif args.pretrained:
+        raise ElcrecError(f"model {args.model!r} has no pre-training stage; --pretrained is for models that do")
+    record = run(split, args.model, settings, args.seed, args.run_dir, provenance, initial_state)
     if record["status"] == "diverged":
         message = record["divergence"]["message"]
         line = f"elcrec train: warning: {args.model} seed {args.seed} diverged ({message}); recorded in {args.run_dir}"
@@ -133,6 +148,54 @@ def _train(args: argparse.Namespace) -> None:
         return
     test = " ".join(f"{name} {value:.4f}" for name, value in record["test"].items())
     print(f"{args.model} seed {args.seed}: best epoch {record['best_epoch']}, test {test}", file=sys.stderr)
+
+
+def _pretrain(args: argparse.Namespace) -> None:
+    from elcrec.data.attributes import load_attributes
+    from elcrec.data.sequences import MIN_LENGTH, SequenceData
+    from elcrec.fileio import file_digest
+    from elcrec.memory import keep_freed_memory
+    from elcrec.models.base import PretrainingData
+    from elcrec.models.registry import model_class
+    from elcrec.pretraining import pretrain
+
+    keep_freed_memory()
+    if not model_class(args.model).pretrains:
+        raise ElcrecError(f"model {args.model!r} has no pre-training stage")
+    settings = _full_settings(args.model, _settings_argument(args.settings))
+    if args.threads is not None:
+        settings["threads"] = args.threads
+    sequences = SequenceData.load(args.sequences, min_length=MIN_LENGTH)
+    sequences.split(max_len=settings["max_len"])  # the same checks as training (at least 3 items per user)
+    dataset = args.dataset or Path(args.sequences).stem
+    attributes = None
+    if args.attributes and _attributes_present(args.attributes):
+        attributes = load_attributes(args.attributes, dataset)
+    data = PretrainingData(
+        train_sequences=sequences.training_part(),
+        sequences=sequences,
+        vocab_size=sequences.vocab_size,
+        max_len=settings["max_len"],
+        attributes=attributes,
+        dataset=dataset,
+    )
+    provenance = {
+        "dataset": args.dataset,
+        "data_sha256": file_digest(args.sequences, "sha256"),
+        "attributes_sha256": file_digest(args.attributes, "sha256") if args.attributes else None,
+    }
+    record = pretrain(data, args.model, settings, args.out_dir, provenance)
+    losses = " ".join(f"{name[5:]} {value:.4f}" for name, value in record["final_losses"].items())
+    print(
+        f"{args.model} pre-training {record['pretraining']}: {record['epochs_run']} epochs, "
+        f"{record['pretraining_seconds']:.1f} s, last epoch {losses}",
+        file=sys.stderr,
+    )
+
+
+def _attributes_present(path: str) -> bool:
+    """False for the data stage's `null` marker (the model then says whether it needs attributes)."""
+    return Path(path).read_text(encoding="utf-8").strip() != "null"
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -293,7 +356,23 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", required=True, help="results/runs/{dataset}/{model}/{variant}/seed{seed}")
     train.add_argument("--dataset", help="recorded in metrics.json")
     train.add_argument("--variant", help="recorded in metrics.json")
+    train.add_argument(
+        "--pretrained",
+        help="pretrained.pt of the run's pre-training (models with a pre-training stage: S3-Rec, DSSRec)",
+    )
     train.set_defaults(handler=_train)
+
+    pretrain = command("pretrain", "pre-train a model (S3-Rec, DSSRec) -> pre-training folder")
+    pretrain.add_argument("--sequences", required=True, help="the dataset's sequence file")
+    pretrain.add_argument(
+        "--attributes", help="the dataset's item attributes JSON (the data stage's; null or absent: none)"
+    )
+    pretrain.add_argument("--model", required=True, help="a registered model with a pre-training stage")
+    pretrain.add_argument("--settings", default="{}", help="resolved settings, JSON or @file (missing keys: defaults)")
+    pretrain.add_argument("--threads", type=int, help="CPU threads (default: the settings' `threads`)")
+    pretrain.add_argument("--out-dir", required=True, help="results/pretrain/{dataset}/{model}/{pretraining}")
+    pretrain.add_argument("--dataset", help="recorded in metrics.json; named in errors")
+    pretrain.set_defaults(handler=_pretrain)
 
     evaluate = command("evaluate", "full-ranking metrics of a model file on a dataset")
     evaluate.add_argument("model_file", help="model.pt of a run, or the output of import-reference")

@@ -8,15 +8,20 @@ is one key, hence one run directory trained once. Sweep points get generated var
 variant's settings with the swept setting set to the value; a point equal to the base variant's
 own setting on a dataset is the base run itself. Models the registry does not have yet come back
 as pending keys, for the report to list, never silently dropped.
+
+A model with a pre-training stage (S3-Rec, DSSRec) adds a pre-training per (dataset, model,
+`pretraining` setting): every run that names it starts from it, so the runs sharing one must
+agree on each setting it reads (an error names the runs otherwise); it is timed alone when any
+of its runs is.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from elcrec import RUN_DIR, ElcrecError
+from elcrec import PRETRAIN_DIR, RUN_DIR, ElcrecError
 from elcrec.models.registry import MODELS, registered
 from elcrec.settings import resolve
 
@@ -35,6 +40,17 @@ class RunKey:
         return RUN_DIR.format(dataset=self.dataset, model=self.model, variant=self.variant, seed=self.seed)
 
 
+@dataclass(frozen=True, order=True)
+class PretrainKey:
+    dataset: str
+    model: str
+    pretraining: str
+
+    @property
+    def directory(self) -> str:
+        return PRETRAIN_DIR.format(dataset=self.dataset, model=self.model, pretraining=self.pretraining)
+
+
 @dataclass(frozen=True)
 class Grid:
     config: dict  # the config with every sweep variant written into models.<model>.variants
@@ -42,6 +58,11 @@ class Grid:
     experiments: dict[str, list[RunKey]]  # each experiment's runs (shared keys appear in several)
     pending: dict[str, list[RunKey]]  # runs of models the registry does not have yet
     exclusive: frozenset[RunKey]  # runs to train alone on the machine (timings: the cost experiment)
+    # pre-trainings (models with a pre-training stage): each with the settings of its first run,
+    # which run starts from which, and those timed alone (used by an exclusive run)
+    pretrainings: dict[PretrainKey, dict] = field(default_factory=dict)
+    pretraining_of: dict[RunKey, PretrainKey] = field(default_factory=dict)
+    exclusive_pretrainings: frozenset[PretrainKey] = frozenset()
 
 
 def sweep_value(value: float | int) -> str:
@@ -146,7 +167,38 @@ def expand(config: dict) -> Grid:
         pending[name] = missing
         if experiment.get("exclusive"):
             exclusive.update(keys)
-    return Grid(config, runs, by_experiment, pending, frozenset(exclusive))
+    pretrainings, pretraining_of = _pretrainings(runs)
+    exclusive_pretrainings = frozenset(pretraining_of[key] for key in exclusive if key in pretraining_of)
+    return Grid(
+        config, runs, by_experiment, pending, frozenset(exclusive), pretrainings, pretraining_of, exclusive_pretrainings
+    )
+
+
+def _pretrainings(runs: dict[RunKey, dict]) -> tuple[dict[PretrainKey, dict], dict[RunKey, PretrainKey]]:
+    """Each run of a pre-training model -> its pre-training; runs naming one must agree on what it reads."""
+    pretrainings: dict[PretrainKey, dict] = {}
+    first_run: dict[PretrainKey, RunKey] = {}
+    pretraining_of: dict[RunKey, PretrainKey] = {}
+    for key in sorted(runs):
+        cls = MODELS[key.model]
+        if not cls.pretrains:
+            continue
+        settings = runs[key]
+        pretrain_key = PretrainKey(key.dataset, key.model, str(settings["pretraining"]))
+        pretraining_of[key] = pretrain_key
+        if pretrain_key not in pretrainings:
+            pretrainings[pretrain_key], first_run[pretrain_key] = settings, key
+            continue
+        mine, theirs = cls.pretraining_identity(settings), cls.pretraining_identity(pretrainings[pretrain_key])
+        differing = sorted(name for name in mine if mine[name] != theirs[name])
+        if differing:
+            other = first_run[pretrain_key]
+            raise ElcrecError(
+                f"models.{key.model}: variants {other.variant!r} and {key.variant!r} on {key.dataset} name the same "
+                f"pre-training {pretrain_key.pretraining!r} but differ in {differing}, which it reads: give one "
+                "of them its own `pretraining` name"
+            )
+    return pretrainings, pretraining_of
 
 
 def summary(grid: Grid) -> str:
@@ -158,7 +210,7 @@ def summary(grid: Grid) -> str:
         models = sorted({key.model for key in pending})
         note = f", {len(pending)} pending (not implemented: {', '.join(models)})" if pending else ""
         lines.append(f"experiment {name}: {len(keys)} runs ({shared} shared with other experiments){note}")
-    lines.append(f"{len(grid.runs)} distinct runs in all")
+    lines.append(f"{len(grid.runs)} distinct runs in all, {len(grid.pretrainings)} pre-trainings")
     return "\n".join(lines)
 
 

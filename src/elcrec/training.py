@@ -18,7 +18,6 @@ import io
 import math
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,12 +32,11 @@ from elcrec.evaluation import EvaluationResult, evaluate
 from elcrec.fileio import atomic_path, write_json_atomic, write_text_atomic
 from elcrec.models.base import EpochContext, RecommenderModel
 from elcrec.models.registry import build
+from elcrec.optimisation import NonFiniteLoss, Optimisation
 from elcrec.runinfo import (
     code_version,
-    current_memory_bytes,
     device_description,
     library_versions,
-    native_bfloat16,
     peak_memory_bytes,
     resolve_device,
 )
@@ -69,14 +67,6 @@ CHECKPOINT, MODEL_FILE = "checkpoint.pt", "model.pt"
 CHECKPOINT_FORMAT = 1
 
 
-class NonFiniteLoss(ElcrecError):
-    """A loss that is NaN or infinite, with where it happened (epoch from 0, step within the epoch)."""
-
-    def __init__(self, message: str, epoch: int = -1, step: int = -1, losses: dict[str, float] | None = None):
-        super().__init__(message)
-        self.epoch, self.step, self.losses = epoch, step, losses or {}
-
-
 def save_model_file(
     path: str | Path, model_name: str, vocab_size: int, settings: dict, state: dict, n_users: int = 0
 ) -> None:
@@ -105,71 +95,36 @@ def load_model_file(
     return model.to(device), record
 
 
-class DivergenceWatch:
-    """The first step of an epoch whose losses were not all finite, and those losses, kept on the
-    device (no per-step read); `raise_if_diverged` reads them once, at the epoch's end."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.first_step = torch.full((), -1, dtype=torch.long, device=device)
-        self.names: list[str] = []
-        self.values: torch.Tensor | None = None
-
-    def observe(self, losses: dict[str, torch.Tensor], step: int) -> None:
-        values = torch.stack([value.detach().float() for value in losses.values()])
-        if self.values is None:
-            self.names, self.values = list(losses), torch.zeros_like(values)
-        first = (self.first_step < 0) & ~torch.isfinite(values).all()
-        self.first_step = torch.where(first, torch.full_like(self.first_step, step), self.first_step)
-        self.values = torch.where(first, values, self.values)
-
-    def raise_if_diverged(self, model_name: str, epoch: int) -> None:
-        step = int(self.first_step)
-        if step < 0:
-            return
-        values = dict(zip(self.names, self.values.tolist(), strict=True))
-        bad = [name for name, value in values.items() if not math.isfinite(value)]
-        raise NonFiniteLoss(
-            f"{model_name}: non-finite loss at epoch {epoch}, step {step}: "
-            + ", ".join(f"{name} = {values[name]}" for name in bad),
-            epoch=epoch,
-            step=step,
-            losses=values,
-        )
-
-
 class Trainer:
     """One model on one split with resolved settings; `fit` runs the whole protocol."""
 
-    def __init__(self, split: Split, model_name: str, settings: dict, seed: int) -> None:
+    def __init__(
+        self, split: Split, model_name: str, settings: dict, seed: int, initial_state: dict | None = None
+    ) -> None:
+        """`initial_state`: weights to start from instead of the model's own initialisation (a
+        fine-tuning run starts from its pre-training's, pretraining.fine_tuning_state)."""
         self.split, self.model_name, self.settings, self.seed = split, model_name, settings, seed
         if settings.get("threads"):
             torch.set_num_threads(int(settings["threads"]))
         self.device = resolve_device(settings["device"])
         torch.manual_seed(seed)
-        self.generator = torch.Generator().manual_seed(seed)
         self.model = build(model_name, split.vocab_size, settings, split.n_users)
         self.model.prepare(split.train_sequences)  # before .to(device): its buffers move with the model
+        if initial_state is not None:
+            self.model.load_state_dict(initial_state)  # strict: every weight of the model, nothing else
         self.model.to(self.device)
-        parameters = list(self.model.parameters())
-        # a model without parameters (`pop`) is fitted in on_epoch_start and takes no steps
-        self.optimizer = None
-        if parameters:
-            self.optimizer = torch.optim.Adam(
-                parameters,
-                lr=settings["lr"],
-                betas=tuple(settings["adam_betas"]),
-                weight_decay=settings["weight_decay"],
-            )
+        self.optimisation = Optimisation(
+            self.model,
+            self.device,
+            seed,
+            lr=settings["lr"],
+            betas=settings["adam_betas"],
+            weight_decay=settings["weight_decay"],
+            amp=settings["amp"],
+        )
+        self.generator = self.optimisation.generator
+        self.optimizer = self.optimisation.optimizer
         self.item_sets = ItemSets(split.full_history, split.vocab_size)
-        self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
-        if settings["amp"] and self.device.type == "cpu" and native_bfloat16() is False:
-            warnings.warn(
-                "amp: true on a CPU without native bfloat16 (no AVX512-BF16/AMX): torch emulates it, "
-                "which is slower than float32 here; set amp: false",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        self.scaler = torch.amp.GradScaler(enabled=settings["amp"] and self.device.type == "cuda")
         self.augmentation = {key: settings[key] for key in ("tau", "gamma", "beta")}
         self.augmentation["method"] = settings["augmentation"]
         self.epoch = 0  # the next epoch to run
@@ -198,11 +153,6 @@ class Trainer:
         )
         self.model.on_epoch_start(context)
         self.model.train()
-        # loss sums and the finiteness check stay on the device and are read once, at the epoch's end:
-        # no host-device synchronisation per step (on a GPU a step would otherwise wait for the last)
-        sums: dict[str, torch.Tensor] = {}
-        watch = DivergenceWatch(self.device)
-        steps, memory = 0, 0
         batches = training_batches(
             self.split,
             self.item_sets,
@@ -211,25 +161,7 @@ class Trainer:
             views=self.model.needs_views,
             augmentation=self.augmentation,
         )
-        for batch in batches:
-            batch = {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
-            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.settings["amp"]):
-                losses = self.model.loss(batch)
-            watch.observe(losses, steps)
-            if self.optimizer is not None:
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scaler.scale(losses["total"]).backward()
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-            for name, value in losses.items():
-                total = sums.get(name)
-                value = value.detach().to(torch.float64)
-                sums[name] = value if total is None else total + value
-            memory += current_memory_bytes(self.device)
-            steps += 1
-        watch.raise_if_diverged(self.model_name, self.epoch)
-        means = {f"loss_{name}": float(total) / max(steps, 1) for name, total in sums.items()}
-        return means | {"memory_mb": memory / max(steps, 1) / 2**20}  # mean over the epoch's steps
+        return self.optimisation.epoch(self.model.loss, batches, self.model_name, self.epoch)
 
     def evaluate(self, which: str, masking: str | None = None) -> EvaluationResult:
         self.model.eval()
@@ -258,11 +190,7 @@ class Trainer:
             "seed": self.seed,
             "epoch": self.epoch,
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
-            "scaler": self.scaler.state_dict(),
-            "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            **self.optimisation.state(),
             "history": self.history,
             "best": self.best,
             "bad_epochs": self.bad_epochs,
@@ -290,13 +218,7 @@ class Trainer:
                 "delete it to start this run afresh"
             )
         self.model.load_state_dict(saved["model"])
-        if self.optimizer is not None:
-            self.optimizer.load_state_dict(saved["optimizer"])
-        self.scaler.load_state_dict(saved["scaler"])
-        self.generator.set_state(saved["generator"])
-        torch.set_rng_state(saved["torch_rng"].cpu())
-        if saved["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([state.cpu() for state in saved["cuda_rng"]])
+        self.optimisation.load_state(saved)
         self.epoch, self.history = saved["epoch"], saved["history"]
         self.best, self.bad_epochs = saved["best"], saved["bad_epochs"]
         self.snapshots = saved.get("snapshots", [])  # checkpoints written before snapshots existed
@@ -396,6 +318,8 @@ def _common_record(trainer: Trainer, provenance: dict | None, started: float) ->
         "device": device_description(trainer.device),
         "libraries": library_versions(),
         "parameters": sum(parameter.numel() for parameter in trainer.model.parameters()),
+        # a fine-tuning run's pre-training: its file, sha256, epochs, seconds and memory (Table 11)
+        "pretraining": (provenance or {}).get("pretraining"),
     }
 
 
@@ -422,15 +346,23 @@ def _diverged(trainer: Trainer, error: NonFiniteLoss, run_dir: Path, provenance:
 
 
 def run(
-    split: Split, model_name: str, settings: dict, seed: int, run_dir: str | Path, provenance: dict | None = None
+    split: Split,
+    model_name: str,
+    settings: dict,
+    seed: int,
+    run_dir: str | Path,
+    provenance: dict | None = None,
+    initial_state: dict | None = None,
 ) -> dict:
-    """Train, test and write the run directory; returns the metrics record (also metrics.json)."""
+    """Train, test and write the run directory; returns the metrics record (also metrics.json).
+    `initial_state`: the weights a fine-tuning run starts from (its pre-training is described by
+    provenance["pretraining"], written into the record)."""
     if settings["on_divergence"] not in DIVERGENCE_MODES:
         raise ElcrecError(f"on_divergence must be one of {DIVERGENCE_MODES}, got {settings['on_divergence']!r}")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    trainer = Trainer(split, model_name, settings, seed)
+    trainer = Trainer(split, model_name, settings, seed, initial_state)
     log_file = open(run_dir / "train.log", "a", encoding="utf-8")  # noqa: SIM115 (closed below)
 
     def log(line: str) -> None:

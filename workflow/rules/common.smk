@@ -16,7 +16,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 import jsonschema  # noqa: E402
 
-from elcrec import RUN_DIR, ElcrecError  # noqa: E402
+from elcrec import PRETRAIN_DIR, RUN_DIR, ElcrecError  # noqa: E402
 from elcrec.data.download import file_url_path  # noqa: E402
 from elcrec.data.registry import (  # noqa: E402
     attribute_sources,
@@ -26,7 +26,7 @@ from elcrec.data.registry import (  # noqa: E402
     resolve_dataset,
     source_of,
 )
-from elcrec.experiments import RunKey, expand as expand_grid, select as select_experiments  # noqa: E402
+from elcrec.experiments import PretrainKey, RunKey, expand as expand_grid, select as select_experiments  # noqa: E402
 from elcrec.experiments import summary as grid_summary  # noqa: E402
 from elcrec.scheduling import SLOT, job_resources, slot_capacity  # noqa: E402
 from elcrec.settings import resolve as resolve_settings  # noqa: E402
@@ -83,6 +83,7 @@ wildcard_constraints:
     filename=r"[^/]+",
     model="|".join(map(re.escape, MODELS)) or "(?!)",
     variant=r"[A-Za-z0-9][A-Za-z0-9+._-]*",
+    pretraining=r"[A-Za-z0-9][A-Za-z0-9+._-]*",
     seed=r"\d+",
 
 
@@ -165,6 +166,43 @@ def run_gpu_resources(wildcards):
     uses_gpu = device.startswith("cuda") or (device == "auto" and NVIDIA_HOST)
     key = RunKey(wildcards.dataset, wildcards.model, wildcards.variant, int(wildcards.seed))
     return job_resources(uses_gpu, key in GRID.exclusive, config["jobs_per_gpu"])
+
+
+def pretrained_input(wildcards):
+    """The pre-training a fine-tuning run starts from (models with a pre-training stage), else none."""
+    key = RunKey(wildcards.dataset, wildcards.model, wildcards.variant, int(wildcards.seed))
+    pretrain_key = GRID.pretraining_of.get(key)
+    return [f"{pretrain_key.directory}/pretrained.pt"] if pretrain_key else []
+
+
+def pretrained_argument(wildcards):
+    return "".join(f" --pretrained {shlex.quote(path)}" for path in pretrained_input(wildcards))
+
+
+def pretraining_key(wildcards):
+    key = PretrainKey(wildcards.dataset, wildcards.model, wildcards.pretraining)
+    if key not in GRID.pretrainings:
+        raise WorkflowError(f"no pre-training {key} in the experiment grid: check `experiments` and `models`")
+    return key
+
+
+def pretraining_settings_json(wildcards):
+    return json.dumps(GRID.pretrainings[pretraining_key(wildcards)], sort_keys=True)
+
+
+def pretraining_threads(wildcards):
+    """Like run_threads: a pre-training an exclusive (timed) run starts from takes every core."""
+    key = pretraining_key(wildcards)
+    if key in GRID.exclusive_pretrainings:
+        return workflow.cores
+    return int(GRID.pretrainings[key].get("threads") or 1)
+
+
+def pretraining_gpu_resources(wildcards):
+    key = pretraining_key(wildcards)
+    device = str(GRID.pretrainings[key]["device"])
+    uses_gpu = device.startswith("cuda") or (device == "auto" and NVIDIA_HOST)
+    return job_resources(uses_gpu, key in GRID.exclusive_pretrainings, config["jobs_per_gpu"])
 
 
 def run_targets():

@@ -168,8 +168,10 @@ class Backbone(nn.Module):
         allowed = order[None, None, :, :] & (input_ids > 0)[:, None, None, :]
         return (~allowed).to(torch.float32) * MASKED_LOGIT
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self._encode(input_ids, last_only=False)
+    def forward(self, input_ids: torch.Tensor, causal: bool | None = None) -> torch.Tensor:
+        """`causal` overrides the encoder's own mask for this call (S3-Rec pre-trains the causal
+        encoder it fine-tunes with a bidirectional mask)."""
+        return self._encode(input_ids, last_only=False, causal=causal)
 
     def last_state(self, input_ids: torch.Tensor) -> torch.Tensor:
         """[batch, hidden]: the output at the last position, the user representation for scoring.
@@ -180,11 +182,11 @@ class Backbone(nn.Module):
         """
         return self._encode(input_ids, last_only=True)[:, -1]
 
-    def _encode(self, input_ids: torch.Tensor, last_only: bool) -> torch.Tensor:
+    def _encode(self, input_ids: torch.Tensor, last_only: bool, causal: bool | None = None) -> torch.Tensor:
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
         states = self.item_embedding(input_ids) + self.position_embedding(positions)[None]
         states = self.embedding_dropout(self.embedding_norm(states))
-        mask = self.additive_mask(input_ids, self.causal).to(states.dtype)
+        mask = self.additive_mask(input_ids, self.causal if causal is None else causal).to(states.dtype)
         for index, block in enumerate(self.blocks):
             states = block(states, mask, last_only and index == len(self.blocks) - 1)
         return states

@@ -8,10 +8,19 @@ fixed structures from them, such as item graphs, build them here as non-persiste
 model file never carries them and they are rebuilt from the data). `on_epoch_start(context)` is an
 optional hook (e.g. the k-means of ICLRec and of ELCRec's initialisation). A model that sets `needs_views` gets two
 augmented views of every training input in `batch["views"]` ([2b, max_len], view one first).
+
+A model with a pre-training stage (S3-Rec, DSSRec) sets `pretrains` and implements the
+pre-training objective: `prepare_pretraining(data)` adds the modules only pre-training uses
+(under `pretraining_heads`, so fine-tuning, which starts from every other pre-trained weight,
+never carries them), `pretraining_batches(data, batch_size, generator)` yields one epoch's
+batches and `pretraining_loss(batch)` their named losses ("total" among them). The loop that
+runs them is pretraining.py's; `pretraining_settings` names the settings the pre-training reads,
+so fine-tuning runs that agree on them share one pre-training.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -23,6 +32,36 @@ from elcrec.data.sequences import SequenceData
 from elcrec.models.backbone import Backbone, BackboneSettings
 
 Batch = dict[str, torch.Tensor]
+# the submodule of a pre-training model that only pre-training uses (its heads, attribute table)
+PRETRAINING_HEADS = "pretraining_heads"
+# the settings of every model with a pre-training stage (its `defaults` start from these): which
+# pre-training a fine-tuning run starts from (fine-tuning runs that name the same one share it, and
+# must then agree on every setting it reads; one an exclusive run uses is timed alone too), its
+# epochs (no validation, no early stopping: the official S3-Rec fine-tunes from a fixed epoch's
+# checkpoint), batch size, learning rate and seed (one pre-training per dataset serves every
+# fine-tuning seed, as the official S3-Rec's single checkpoint)
+PRETRAINING_DEFAULTS = {
+    "pretraining": "default",
+    "pretrain_epochs": 300,
+    "pretrain_batch_size": 256,
+    "pretrain_lr": 1e-3,
+    "pretrain_seed": 42,
+}
+
+
+@dataclass(frozen=True)
+class PretrainingData:
+    """What a pre-training objective may look at: every user's training interactions s_1..s_{n-2},
+    the vocabulary, the item attributes (item id -> attribute ids from 1; None for a dataset
+    without) and every user's whole sequence, validation and test items included: only the official
+    S3-Rec's negative segments read it (a named option keeps them to the training part)."""
+
+    train_sequences: SequenceData
+    sequences: SequenceData
+    vocab_size: int
+    max_len: int
+    attributes: dict[int, list[int]] | None
+    dataset: str = ""  # named in errors (a model that needs attributes on a dataset without them)
 
 
 @dataclass(frozen=True)
@@ -46,6 +85,8 @@ class RecommenderModel(nn.Module):
     defaults: ClassVar[dict] = {}  # the model's own settings and their defaults
     needs_views: ClassVar[bool] = False
     needs_users: ClassVar[bool] = False  # built with the number of users (user-id embeddings)
+    pretrains: ClassVar[bool] = False  # has a pre-training stage (pretraining.py) before training
+    pretraining_settings: ClassVar[frozenset[str]] = frozenset()  # the settings the pre-training reads
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -58,6 +99,25 @@ class RecommenderModel(nn.Module):
 
     def on_epoch_start(self, context: EpochContext) -> None:
         """Called by the training loop before every epoch; nothing by default."""
+
+    @classmethod
+    def pretraining_identity(cls, settings: dict) -> dict:
+        """The settings the pre-training depends on: runs whose identities are equal can share it."""
+        if not cls.pretrains:
+            raise ValueError(f"model {cls.name!r} has no pre-training stage")
+        return {key: settings[key] for key in sorted(cls.pretraining_settings)}
+
+    def prepare_pretraining(self, data: PretrainingData) -> None:
+        """Adds the pre-training-only modules as `self.pretraining_heads` (models that pretrain)."""
+        raise NotImplementedError(f"model {self.name!r} has no pre-training stage")
+
+    def pretraining_batches(
+        self, data: PretrainingData, batch_size: int, generator: torch.Generator
+    ) -> Iterator[Batch]:
+        raise NotImplementedError(f"model {self.name!r} has no pre-training stage")
+
+    def pretraining_loss(self, batch: Batch) -> dict[str, torch.Tensor]:
+        raise NotImplementedError(f"model {self.name!r} has no pre-training stage")
 
     def user_snapshot(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
         """User embeddings (the mean over positions, as clustered) and each user's intent, or None

@@ -1,0 +1,139 @@
+"""An epoch of optimisation steps, shared by training (training.py) and pre-training (pretraining.py).
+
+The optimiser (Adam), mixed precision, the batch generator and the random states belong to one
+`Optimisation`; `epoch(loss, batches)` runs the steps of one epoch. Loss sums and the finiteness
+check stay on the device and are read once, at the epoch's end: no host-device synchronisation
+per step (on a GPU a step would otherwise wait for the last). `state()` / `load_state()` carry
+everything a resumed run needs to continue exactly (optimiser, scaler, generator, torch's RNGs).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterable
+
+import torch
+
+from elcrec import ElcrecError
+from elcrec.runinfo import current_memory_bytes, native_bfloat16
+
+Batch = dict[str, torch.Tensor]
+
+
+class NonFiniteLoss(ElcrecError):
+    """A loss that is NaN or infinite, with where it happened (epoch from 0, step within the epoch)."""
+
+    def __init__(self, message: str, epoch: int = -1, step: int = -1, losses: dict[str, float] | None = None):
+        super().__init__(message)
+        self.epoch, self.step, self.losses = epoch, step, losses or {}
+
+
+class DivergenceWatch:
+    """The first step of an epoch whose losses were not all finite, and those losses, kept on the
+    device (no per-step read); `raise_if_diverged` reads them once, at the epoch's end."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.first_step = torch.full((), -1, dtype=torch.long, device=device)
+        self.names: list[str] = []
+        self.values: torch.Tensor | None = None
+
+    def observe(self, losses: dict[str, torch.Tensor], step: int) -> None:
+        values = torch.stack([value.detach().float() for value in losses.values()])
+        if self.values is None:
+            self.names, self.values = list(losses), torch.zeros_like(values)
+        first = (self.first_step < 0) & ~torch.isfinite(values).all()
+        self.first_step = torch.where(first, torch.full_like(self.first_step, step), self.first_step)
+        self.values = torch.where(first, values, self.values)
+
+    def raise_if_diverged(self, model_name: str, epoch: int) -> None:
+        step = int(self.first_step)
+        if step < 0:
+            return
+        values = dict(zip(self.names, self.values.tolist(), strict=True))
+        bad = [name for name, value in values.items() if not math.isfinite(value)]
+        raise NonFiniteLoss(
+            f"{model_name}: non-finite loss at epoch {epoch}, step {step}: "
+            + ", ".join(f"{name} = {values[name]}" for name in bad),
+            epoch=epoch,
+            step=step,
+            losses=values,
+        )
+
+
+class Optimisation:
+    """Adam over the model's parameters (none: `pop`, fitted in a hook, takes no steps), mixed
+    precision when `amp`, and the run's batch generator."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        device: torch.device,
+        seed: int,
+        lr: float,
+        betas: Iterable[float],
+        weight_decay: float,
+        amp: bool,
+    ) -> None:
+        self.model, self.device, self.amp = model, device, amp
+        self.generator = torch.Generator().manual_seed(seed)
+        parameters = list(model.parameters())
+        self.optimizer = None
+        if parameters:
+            self.optimizer = torch.optim.Adam(parameters, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+        self.amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+        if amp and device.type == "cpu" and native_bfloat16() is False:
+            warnings.warn(
+                "amp: true on a CPU without native bfloat16 (no AVX512-BF16/AMX): torch emulates it, "
+                "which is slower than float32 here; set amp: false",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        self.scaler = torch.amp.GradScaler(enabled=amp and device.type == "cuda")
+
+    def epoch(
+        self, loss: Callable[[Batch], dict[str, torch.Tensor]], batches: Iterable[Batch], name: str, epoch: int
+    ) -> dict[str, float]:
+        """One step per batch; the mean of every named loss over the steps (`loss_<name>`) and the
+        mean memory in use during a step (`memory_mb`). A non-finite loss raises NonFiniteLoss at the
+        epoch's end, naming its first step."""
+        sums: dict[str, torch.Tensor] = {}
+        watch = DivergenceWatch(self.device)
+        steps, memory = 0, 0
+        for batch in batches:
+            batch = {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+                losses = loss(batch)
+            watch.observe(losses, steps)
+            if self.optimizer is not None:
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(losses["total"]).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            for key, value in losses.items():
+                total = sums.get(key)
+                value = value.detach().to(torch.float64)
+                sums[key] = value if total is None else total + value
+            memory += current_memory_bytes(self.device)
+            steps += 1
+        watch.raise_if_diverged(name, epoch)
+        means = {f"loss_{key}": float(total) / max(steps, 1) for key, total in sums.items()}
+        return means | {"memory_mb": memory / max(steps, 1) / 2**20}
+
+    def state(self) -> dict:
+        return {
+            "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
+            "scaler": self.scaler.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def load_state(self, saved: dict) -> None:
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(saved["optimizer"])
+        self.scaler.load_state_dict(saved["scaler"])
+        self.generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"].cpu())
+        if saved["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([state.cpu() for state in saved["cuda_rng"]])
