@@ -54,22 +54,25 @@ def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
     assert result.returncode == 0, result.stderr
     # 4 benchmark files + their 4 S3-Rec attribute files + ml-1m.zip + the two MIND zips + the 4
     # released checkpoints (rule `reference` imports and evaluates each); one sequence file per dataset;
-    # the experiment grid of config.yaml: Table 1 (12 implemented models) 144, the ablation 48
-    # (12 shared with Table 1), sensitivity 36 (4 shared), cost 8, departures 120, domains 12: 352 runs
+    # the experiment grid of config.yaml: Table 1 (all 14 columns) 168, the ablation 48 (12 shared with
+    # Table 1), sensitivity 36 (4 shared), cost 12, departures 144, domains 12: 404 runs; S3-Rec's ISP,
+    # default and train-negatives and DSSRec's pre-training on each benchmark: 16 pre-trainings
     assert job_counts(result.stdout) == {
         "download": 15,
         "sequences": 6,
-        "train": 352,
+        "pretrain": 16,
+        "train": 404,
         "reference": 4,
         "analyse": 1,
         "scale": 1,
         "report": 1,
         "all": 1,
-        "total": 381,
+        "total": 449,
     }
     assert "results/runs/beauty/elcrec/B+ICL/seed3/metrics.json" in result.stdout
-    assert "experiment table1: 144 runs (12 shared with other experiments), 24 pending" in result.stderr
-    assert "352 distinct runs in all" in result.stderr
+    assert "results/pretrain/yelp/s3rec/ISP/pretrained.pt" in result.stdout
+    assert "pending" not in result.stderr  # no Table 1 column waits for a model
+    assert "404 distinct runs in all, 16 pre-trainings" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -222,6 +225,7 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
         "caser/default",
         "cl4srec/default",
         "dcrec/default",
+        "dssrec/default",
         "elcrec/B",
         "elcrec/B+ELCM",
         "elcrec/B+ICL",
@@ -231,6 +235,7 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
         "iocrec/default",
         "maerec/default",
         "pop/default",
+        "s3rec/ISP",
         "sasrec/default",
     ]
     extra = [  # one seed each: the sensitivity points, the cost runs, the departures, the domains
@@ -248,6 +253,9 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
         "beauty/iclrec/fresh-kmeans/seed1",
         "beauty/iocrec/last-item/seed1",
         "beauty/maerec/paper-paths/seed1",
+        "beauty/s3rec/cost/seed1",
+        "beauty/s3rec/default/seed1",
+        "beauty/s3rec/train-negatives/seed1",
         "mind-small/elcrec/ELCRec/seed1",
         "mind-small/iclrec/default/seed1",
         "ml-1m/elcrec/ELCRec/seed1",
@@ -303,8 +311,32 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
     with open(tmp_path / "results/tables/claims.csv", newline="", encoding="utf-8") as handle:
         verdicts = {row["verdict"] for row in csv.DictReader(handle)}
     assert "not yet testable" in verdicts and verdicts & {"holds", "does not hold"} and 'id="claims"' in html
-    for model in ("dcrec", "maerec", "iocrec"):  # Baselines III are trained and shown
+    for model in ("dcrec", "maerec", "iocrec", "dssrec"):  # Baselines II and III are trained and shown
         assert f'href="#prov-beauty--{model}--default"' in html
+    assert 'href="#prov-beauty--s3rec--ISP"' in html and 'href="#prov-beauty--s3rec--default"' in html
+    # pre-trained once per (dataset, model, pretraining) and fine-tuned from: S3-Rec's three, DSSRec's one
+    pretrained = sorted(
+        str(p.relative_to(tmp_path / "results/pretrain")) for p in tmp_path.glob("results/pretrain/*/*/*")
+    )
+    assert pretrained == [
+        "beauty/dssrec/default",
+        "beauty/s3rec/ISP",
+        "beauty/s3rec/default",
+        "beauty/s3rec/train-negatives",
+    ]
+    for seed in (1, 2):
+        record = json.loads((tmp_path / f"results/runs/beauty/s3rec/ISP/seed{seed}/metrics.json").read_text())
+        assert record["pretraining"]["file"] == "results/pretrain/beauty/s3rec/ISP/pretrained.pt"
+        assert record["pretraining"]["epochs_run"] == 2
+    isp = json.loads((tmp_path / "results/pretrain/beauty/s3rec/ISP/metrics.json").read_text())
+    assert set(isp["final_losses"]) == {"loss_mip", "loss_sp", "loss_total"}  # no attribute objectives
+    default = json.loads((tmp_path / "results/pretrain/beauty/s3rec/default/metrics.json").read_text())
+    assert {"loss_aap", "loss_map"} <= set(default["final_losses"])
+    s3rec_cost = json.loads((tmp_path / "results/runs/beauty/s3rec/cost/seed1/metrics.json").read_text())
+    assert s3rec_cost["pretraining"]["pretraining"] == "default"  # the cost run starts from the default one
+    with open(tmp_path / "results/tables/efficiency.csv", newline="", encoding="utf-8") as handle:
+        rows = {(row["dataset"], row["column"]): row for row in csv.DictReader(handle)}
+    assert float(rows[("beauty", "S3-Rec")]["pretraining_seconds"]) > 0
     scale = (tmp_path / "results/tables/scale.csv").read_text().splitlines()
     assert len(scale) == 1 + 2 * 2 and 'id="scale"' in html and "iclrec_estep" in html  # 2 methods x 2 sizes
 

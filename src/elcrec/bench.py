@@ -67,6 +67,34 @@ def benchmark(sequences: str, model: str, settings: dict, seed: int, epochs: int
     return summary
 
 
+def benchmark_pretraining(sequences: str, attributes: str | None, model: str, settings: dict, epochs: int) -> dict:
+    """Seconds per pre-training epoch (S3-Rec, DSSRec) and peak memory; pre-training has no validation."""
+    from elcrec.pretraining import Pretrainer, load_pretraining_data
+
+    keep_freed_memory()
+    data = load_pretraining_data(sequences, attributes, settings["max_len"])
+    trainer = Pretrainer(data, model, settings)
+    reset_peak_memory(trainer.device)
+    _say(f"{model} pre-training on {sequences}: vocab {data.vocab_size}, {device_description(trainer.device)}")
+    times = []
+    for epoch in range(epochs):
+        started = time.perf_counter()
+        losses = trainer.pretrain_epoch()
+        trainer.epoch += 1
+        times.append(time.perf_counter() - started)
+        _say(f"pre-training epoch {epoch}: {times[-1]:.2f} s, loss {losses['loss_total']:.4f}")
+    steady = slice(1, None) if epochs > 1 else slice(None)
+    summary = {
+        "pretrain_seconds_per_epoch": statistics.mean(times[steady]),
+        "peak_memory_bytes": peak_memory_bytes(trainer.device),
+    }
+    _say(
+        f"steady state: {summary['pretrain_seconds_per_epoch']:.2f} s per pre-training epoch; "
+        f"peak memory {summary['peak_memory_bytes'] / 2**20:.0f} MiB"
+    )
+    return summary
+
+
 def _profile_steps(trainer: Trainer, steps: int = 10) -> None:
     from torch.profiler import ProfilerActivity, profile
 

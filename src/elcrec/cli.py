@@ -151,13 +151,10 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _pretrain(args: argparse.Namespace) -> None:
-    from elcrec.data.attributes import load_attributes
-    from elcrec.data.sequences import MIN_LENGTH, SequenceData
     from elcrec.fileio import file_digest
     from elcrec.memory import keep_freed_memory
-    from elcrec.models.base import PretrainingData
     from elcrec.models.registry import model_class
-    from elcrec.pretraining import pretrain
+    from elcrec.pretraining import load_pretraining_data, pretrain
 
     keep_freed_memory()
     if not model_class(args.model).pretrains:
@@ -165,20 +162,7 @@ def _pretrain(args: argparse.Namespace) -> None:
     settings = _full_settings(args.model, _settings_argument(args.settings))
     if args.threads is not None:
         settings["threads"] = args.threads
-    sequences = SequenceData.load(args.sequences, min_length=MIN_LENGTH)
-    sequences.split(max_len=settings["max_len"])  # the same checks as training (at least 3 items per user)
-    dataset = args.dataset or Path(args.sequences).stem
-    attributes = None
-    if args.attributes and _attributes_present(args.attributes):
-        attributes = load_attributes(args.attributes, dataset)
-    data = PretrainingData(
-        train_sequences=sequences.training_part(),
-        sequences=sequences,
-        vocab_size=sequences.vocab_size,
-        max_len=settings["max_len"],
-        attributes=attributes,
-        dataset=dataset,
-    )
+    data = load_pretraining_data(args.sequences, args.attributes, settings["max_len"], args.dataset)
     provenance = {
         "dataset": args.dataset,
         "data_sha256": file_digest(args.sequences, "sha256"),
@@ -191,11 +175,6 @@ def _pretrain(args: argparse.Namespace) -> None:
         f"{record['pretraining_seconds']:.1f} s, last epoch {losses}",
         file=sys.stderr,
     )
-
-
-def _attributes_present(path: str) -> bool:
-    """False for the data stage's `null` marker (the model then says whether it needs attributes)."""
-    return Path(path).read_text(encoding="utf-8").strip() != "null"
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -256,9 +235,12 @@ def _import_reference(args: argparse.Namespace) -> None:
 
 
 def _bench(args: argparse.Namespace) -> None:
-    from elcrec.bench import benchmark
+    from elcrec.bench import benchmark, benchmark_pretraining
 
     settings = _full_settings(args.model, _settings_argument(args.settings))
+    if args.pretraining:
+        benchmark_pretraining(args.sequences, args.attributes, args.model, settings, args.epochs)
+        return
     benchmark(args.sequences, args.model, settings, args.seed, args.epochs, args.profile)
 
 
@@ -404,6 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=1, help="seed of the timed model")
     bench.add_argument("--epochs", type=int, default=2, help="epochs timed (each with and without validation)")
     bench.add_argument("--profile", action="store_true", help="print the operators that dominate a training step")
+    bench.add_argument(
+        "--pretraining", action="store_true", help="time pre-training epochs instead (S3-Rec, DSSRec; no validation)"
+    )
+    bench.add_argument("--attributes", help="with --pretraining: the item attributes JSON (S3-Rec's AAP and MAP)")
     bench.set_defaults(handler=_bench)
 
     scale = command("scale", "the scale study: ELCRec cluster step vs ICLRec E-step against users")

@@ -37,6 +37,30 @@ PRETRAINED_FILE, CHECKPOINT, METRICS = "pretrained.pt", "checkpoint.pt", "metric
 CHECKPOINT_FORMAT = 1
 
 
+def load_pretraining_data(
+    sequences_path: str | Path, attributes_path: str | Path | None, max_len: int, dataset: str | None = None
+) -> PretrainingData:
+    """A dataset's pre-training data from its sequence file and the data stage's attributes file (its
+    `null` marker, or no file: the dataset has none; the model says whether it needs them)."""
+    from elcrec.data.attributes import load_attributes
+    from elcrec.data.sequences import MIN_LENGTH, SequenceData
+
+    sequences = SequenceData.load(sequences_path, min_length=MIN_LENGTH)
+    sequences.split(max_len=max_len)  # the checks training makes (at least 3 items per user)
+    name = dataset or Path(sequences_path).stem
+    attributes = None
+    if attributes_path and Path(attributes_path).read_text(encoding="utf-8").strip() != "null":
+        attributes = load_attributes(attributes_path, name)
+    return PretrainingData(
+        train_sequences=sequences.training_part(),
+        sequences=sequences,
+        vocab_size=sequences.vocab_size,
+        max_len=max_len,
+        attributes=attributes,
+        dataset=name,
+    )
+
+
 def pretraining_identity(model_name: str, settings: dict) -> dict:
     """The settings a pre-training depends on (the model's `pretraining_settings`)."""
     cls = model_class(model_name)
