@@ -181,7 +181,7 @@ def test_rerender_makes_tables_and_report_from_the_runs_there_whichever_config_t
         write_run(tmp_path / "results/runs", "beauty", "sasrec", "default", seed, 0.4)
     # the report's own target is the report of the config's grid: without the config of the runs, it trains
     grid = snakemake("-n", "results/report/report.html", workdir=tmp_path)
-    assert grid.returncode == 0 and job_counts(grid.stdout)["train"] == 352
+    assert grid.returncode == 0 and job_counts(grid.stdout)["train"] == 404
     for config in ([], ["--configfile", str(REPO / "config" / "smoke.yaml")]):
         planned = snakemake("-n", "rerender", *config, workdir=tmp_path)
         assert planned.returncode == 0 and job_counts(planned.stdout) == {"rerender": 1, "total": 1}
