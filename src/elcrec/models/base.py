@@ -30,6 +30,7 @@ from torch import nn
 from elcrec.data.batches import ItemSets
 from elcrec.data.sequences import SequenceData
 from elcrec.models.backbone import Backbone, BackboneSettings
+from elcrec.models.losses import next_item_bce
 
 Batch = dict[str, torch.Tensor]
 # the submodule of a pre-training model that only pre-training uses (its heads, attribute table)
@@ -123,6 +124,23 @@ class RecommenderModel(nn.Module):
         """User embeddings (the mean over positions, as clustered) and each user's intent, or None
         for models without intents; called in eval mode for the t-SNE figure."""
         return self.backbone(batch["input"]).mean(dim=1), None
+
+
+class NextItemRecommender(RecommenderModel):
+    """SASRec as the reference trains it (PROTOCOL.md "Next-item loss"): the backbone, binary
+    cross-entropy with one sampled negative per position, scores from the last position. SASRec itself,
+    and the fine-tuning stage of the pre-training baselines (S3-Rec, DSSRec)."""
+
+    def __init__(self, vocab_size: int, settings: dict) -> None:
+        super().__init__()
+        self.backbone = backbone_from(vocab_size, settings)
+
+    def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
+        next_item = next_item_bce(self.backbone(batch["input"]), self.backbone.item_embedding, batch)
+        return {"next_item": next_item, "total": next_item}
+
+    def score(self, batch: Batch) -> torch.Tensor:
+        return self.backbone.item_scores(self.backbone.last_state(batch["input"]))
 
 
 def training_items(batch: Batch) -> torch.Tensor:

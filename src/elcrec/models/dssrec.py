@@ -69,15 +69,14 @@ from torch import nn
 from elcrec import ElcrecError
 from elcrec.data.sequences import SequenceData
 from elcrec.models.backbone import LAYER_NORM_EPS, BackboneSettings
-from elcrec.models.base import PRETRAINING_DEFAULTS, Batch, PretrainingData, RecommenderModel, backbone_from
-from elcrec.models.losses import next_item_bce
+from elcrec.models.base import PRETRAINING_DEFAULTS, Batch, NextItemRecommender, PretrainingData
 from elcrec.models.registry import register
 
 MIN_WINDOW = 3  # a split point in [1, len - 2] needs at least 3 items
 
 
 @register
-class DSSRec(RecommenderModel):
+class DSSRec(NextItemRecommender):  # fine-tuning: SASRec
     name = "dssrec"
     pretrains = True
     defaults = PRETRAINING_DEFAULTS | {
@@ -106,21 +105,12 @@ class DSSRec(RecommenderModel):
     }
 
     def __init__(self, vocab_size: int, settings: dict) -> None:
-        super().__init__()
+        super().__init__(vocab_size, settings)
         if int(settings["intents"]) < 1:
             raise ElcrecError(f"dssrec: intents must be at least 1, got {settings['intents']!r}")
         if not 0 < float(settings["confidence"]) <= 1:
             raise ElcrecError(f"dssrec: confidence must be in (0, 1], got {settings['confidence']!r}")
         self.settings = settings
-        self.backbone = backbone_from(vocab_size, settings)
-
-    # ----- fine-tuning: SASRec -----
-    def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        next_item = next_item_bce(self.backbone(batch["input"]), self.backbone.item_embedding, batch)
-        return {"next_item": next_item, "total": next_item}
-
-    def score(self, batch: Batch) -> torch.Tensor:
-        return self.backbone.item_scores(self.backbone.last_state(batch["input"]))
 
     # ----- pre-training -----
     def prepare_pretraining(self, data: PretrainingData) -> None:

@@ -43,8 +43,7 @@ from torch.nn import functional
 from elcrec import ElcrecError
 from elcrec.data.sequences import SequenceData
 from elcrec.models.backbone import BackboneSettings
-from elcrec.models.base import PRETRAINING_DEFAULTS, Batch, PretrainingData, RecommenderModel, backbone_from
-from elcrec.models.losses import next_item_bce
+from elcrec.models.base import PRETRAINING_DEFAULTS, Batch, NextItemRecommender, PretrainingData
 from elcrec.models.registry import register
 
 OBJECTIVES = ("aap", "mip", "map", "sp")
@@ -52,7 +51,7 @@ SEGMENT_NEGATIVES = ("all", "training")
 
 
 @register
-class S3Rec(RecommenderModel):
+class S3Rec(NextItemRecommender):  # fine-tuning: SASRec
     name = "s3rec"
     pretrains = True
     defaults = PRETRAINING_DEFAULTS | {
@@ -88,7 +87,7 @@ class S3Rec(RecommenderModel):
     }
 
     def __init__(self, vocab_size: int, settings: dict) -> None:
-        super().__init__()
+        super().__init__(vocab_size, settings)
         if settings["segment_negatives"] not in SEGMENT_NEGATIVES:
             raise ElcrecError(
                 f"segment_negatives must be one of {SEGMENT_NEGATIVES}, got {settings['segment_negatives']!r}"
@@ -96,19 +95,10 @@ class S3Rec(RecommenderModel):
         self.settings = settings
         self.weights = {objective: float(settings[f"{objective}_weight"]) for objective in OBJECTIVES}
         self.mask_id = vocab_size - 1
-        self.backbone = backbone_from(vocab_size, settings)
 
     @property
     def uses_attributes(self) -> bool:
         return self.weights["aap"] != 0 or self.weights["map"] != 0
-
-    # ----- fine-tuning: SASRec -----
-    def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        next_item = next_item_bce(self.backbone(batch["input"]), self.backbone.item_embedding, batch)
-        return {"next_item": next_item, "total": next_item}
-
-    def score(self, batch: Batch) -> torch.Tensor:
-        return self.backbone.item_scores(self.backbone.last_state(batch["input"]))
 
     # ----- pre-training -----
     def prepare_pretraining(self, data: PretrainingData) -> None:
