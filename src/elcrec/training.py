@@ -102,7 +102,7 @@ class Trainer:
         self, split: Split, model_name: str, settings: dict, seed: int, initial_state: dict | None = None
     ) -> None:
         """`initial_state`: weights to start from instead of the model's own initialisation (a
-        fine-tuning run starts from its pre-training's, pretraining.fine_tuning_state)."""
+        fine-tuning run starts from its pre-training's, pretraining.fine_tuning_start)."""
         self.split, self.model_name, self.settings, self.seed = split, model_name, settings, seed
         if settings.get("threads"):
             torch.set_num_threads(int(settings["threads"]))
