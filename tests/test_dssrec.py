@@ -35,13 +35,7 @@ SEQUENCES = SequenceData.from_sequences(
 
 
 def data(max_len: int = 5) -> PretrainingData:
-    return PretrainingData(
-        train_sequences=SEQUENCES.training_part(),
-        sequences=SEQUENCES,
-        vocab_size=SEQUENCES.vocab_size,
-        max_len=max_len,
-        attributes=None,
-    )
+    return PretrainingData.of(SEQUENCES, max_len, None)
 
 
 def model(seed: int = 0, **overrides):

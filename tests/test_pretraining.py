@@ -26,13 +26,7 @@ def sequences():
 
 @pytest.fixture(scope="module")
 def data(sequences):
-    return PretrainingData(
-        train_sequences=sequences.training_part(),
-        sequences=sequences,
-        vocab_size=sequences.vocab_size,
-        max_len=TINY["max_len"],
-        attributes=attributes_of(sequences.vocab_size),
-    )
+    return PretrainingData.of(sequences, TINY["max_len"], attributes_of(sequences.vocab_size))
 
 
 def s3rec_settings(**overrides) -> dict:

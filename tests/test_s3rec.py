@@ -21,13 +21,7 @@ ATTRIBUTES = {item: [1 + item % 3, 4] for item in range(1, 95)}
 
 
 def data(max_len: int = 5, attributes=ATTRIBUTES) -> PretrainingData:
-    return PretrainingData(
-        train_sequences=SEQUENCES.training_part(),
-        sequences=SEQUENCES,
-        vocab_size=SEQUENCES.vocab_size,
-        max_len=max_len,
-        attributes=attributes,
-    )
+    return PretrainingData.of(SEQUENCES, max_len, attributes)
 
 
 def model(**overrides):

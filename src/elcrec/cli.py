@@ -153,12 +153,9 @@ def _train(args: argparse.Namespace) -> None:
 def _pretrain(args: argparse.Namespace) -> None:
     from elcrec.fileio import file_digest
     from elcrec.memory import keep_freed_memory
-    from elcrec.models.registry import model_class
     from elcrec.pretraining import load_pretraining_data, pretrain
 
     keep_freed_memory()
-    if not model_class(args.model).pretrains:
-        raise ElcrecError(f"model {args.model!r} has no pre-training stage")
     settings = _full_settings(args.model, _settings_argument(args.settings))
     if args.threads is not None:
         settings["threads"] = args.threads

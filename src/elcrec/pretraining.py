@@ -31,7 +31,7 @@ from elcrec.models.base import PRETRAINING_HEADS, PretrainingData, RecommenderMo
 from elcrec.models.registry import build, model_class
 from elcrec.optimisation import Optimisation
 from elcrec.runinfo import code_version, device_description, library_versions, peak_memory_bytes, resolve_device
-from elcrec.training import history_csv
+from elcrec.training import history_csv, mean_memory_bytes, peak_memory_kind, tee_log
 
 PRETRAINED_FILE, CHECKPOINT, METRICS = "pretrained.pt", "checkpoint.pt", "metrics.json"
 CHECKPOINT_FORMAT = 1
@@ -42,23 +42,13 @@ def load_pretraining_data(
 ) -> PretrainingData:
     """A dataset's pre-training data from its sequence file and the data stage's attributes file (its
     `null` marker, or no file: the dataset has none; the model says whether it needs them)."""
-    from elcrec.data.attributes import load_attributes
+    from elcrec.data.attributes import read_attributes
     from elcrec.data.sequences import MIN_LENGTH, SequenceData
 
-    sequences = SequenceData.load(sequences_path, min_length=MIN_LENGTH)
-    sequences.split(max_len=max_len)  # the checks training makes (at least 3 items per user)
+    sequences = SequenceData.load(sequences_path, min_length=MIN_LENGTH)  # refuses users too short to split
     name = dataset or Path(sequences_path).stem
-    attributes = None
-    if attributes_path and Path(attributes_path).read_text(encoding="utf-8").strip() != "null":
-        attributes = load_attributes(attributes_path, name)
-    return PretrainingData(
-        train_sequences=sequences.training_part(),
-        sequences=sequences,
-        vocab_size=sequences.vocab_size,
-        max_len=max_len,
-        attributes=attributes,
-        dataset=name,
-    )
+    attributes = read_attributes(attributes_path, name) if attributes_path else None
+    return PretrainingData.of(sequences, max_len, attributes, name)
 
 
 def pretraining_identity(model_name: str, settings: dict) -> dict:
@@ -165,17 +155,10 @@ def pretrain(data: PretrainingData, model_name: str, settings: dict, out_dir: st
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     trainer = Pretrainer(data, model_name, settings)
-    with open(out_dir / "pretrain.log", "a", encoding="utf-8") as log_file:
-
-        def log(line: str) -> None:
-            print(line, file=sys.stderr)
-            log_file.write(line + "\n")
-            log_file.flush()
-
+    with tee_log(out_dir / "pretrain.log") as log:
         trainer.fit(out_dir / CHECKPOINT, log)
     history = trainer.history
     seconds = sum(row["train_seconds"] for row in history)
-    memory = [row["memory_mb"] for row in history if row.get("memory_mb") is not None]
     record = {
         "dataset": provenance.get("dataset"),
         "model": model_name,
@@ -186,8 +169,8 @@ def pretrain(data: PretrainingData, model_name: str, settings: dict, out_dir: st
         "seconds_per_epoch": seconds / max(len(history), 1),
         "wall_seconds_this_process": time.perf_counter() - started,
         "peak_memory_bytes": peak_memory_bytes(trainer.device),
-        "peak_memory_kind": "cuda max allocated" if trainer.device.type == "cuda" else "cpu peak rss",
-        "mean_memory_bytes": sum(memory) / len(memory) * 2**20 if memory else None,
+        "peak_memory_kind": peak_memory_kind(trainer.device),
+        "mean_memory_bytes": mean_memory_bytes(history),
         "final_losses": {key: value for key, value in history[-1].items() if key.startswith("loss_")},
         "identity": trainer.identity,
         "settings": settings,

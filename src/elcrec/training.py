@@ -13,12 +13,13 @@ the same numbers as an uninterrupted one (CPU; seeded). At the end the run write
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -268,7 +269,24 @@ class Trainer:
         self.model.load_state_dict(self.best["state"])
 
 
-def _mean_memory_bytes(history: list[dict]) -> float | None:
+def peak_memory_kind(device: torch.device) -> str:
+    return "cuda max allocated" if device.type == "cuda" else "cpu peak rss"
+
+
+@contextlib.contextmanager
+def tee_log(path: Path) -> Iterator[Callable[[str], None]]:
+    """A log function for the duration: each line to stderr and appended to `path`, flushed."""
+    with open(path, "a", encoding="utf-8") as log_file:
+
+        def log(line: str) -> None:
+            print(line, file=sys.stderr)
+            log_file.write(line + "\n")
+            log_file.flush()
+
+        yield log
+
+
+def mean_memory_bytes(history: list[dict]) -> float | None:
     """Mean of the epochs' mean memory (epochs hold equally many steps); None for runs whose
     history predates the reading."""
     readings = [row["memory_mb"] for row in history if row.get("memory_mb") is not None]
@@ -309,9 +327,9 @@ def _common_record(trainer: Trainer, provenance: dict | None, started: float) ->
         "train_seconds_per_epoch": sum(row["train_seconds"] for row in history) / max(epochs_run, 1),
         "wall_seconds_this_process": time.perf_counter() - started,
         "peak_memory_bytes": peak_memory_bytes(trainer.device),
-        "peak_memory_kind": "cuda max allocated" if trainer.device.type == "cuda" else "cpu peak rss",
+        "peak_memory_kind": peak_memory_kind(trainer.device),
         # Table 2's "average memory during training": the mean over every training step's reading
-        "mean_memory_bytes": _mean_memory_bytes(history),
+        "mean_memory_bytes": mean_memory_bytes(history),
         "settings": trainer.settings,
         "data_sha256": (provenance or {}).get("data_sha256"),
         "code_version": code_version(),
@@ -363,14 +381,7 @@ def run(
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     trainer = Trainer(split, model_name, settings, seed, initial_state)
-    log_file = open(run_dir / "train.log", "a", encoding="utf-8")  # noqa: SIM115 (closed below)
-
-    def log(line: str) -> None:
-        print(line, file=sys.stderr)
-        log_file.write(line + "\n")
-        log_file.flush()
-
-    try:
+    with tee_log(run_dir / "train.log") as log:
         try:
             trainer.fit(run_dir / CHECKPOINT, log)
         except NonFiniteLoss as error:
@@ -384,8 +395,6 @@ def run(
         other_masking = OTHER_MASKING[settings["masking"]]
         test_other = trainer.evaluate("test", masking=other_masking)
         trainer.take_snapshot(trainer.best["epoch"], f"best (epoch {trainer.best['epoch']})")
-    finally:
-        log_file.close()
     record = _common_record(trainer, provenance, started) | {
         "status": "ok",
         "test": test.metrics,

@@ -218,6 +218,18 @@ def attribute_stats(attributes: Attributes | None) -> dict | None:
 def load_attributes(path: str | Path, dataset: str) -> Attributes:
     """What a model that needs attributes (S3-Rec's AAP and MAP) calls; a dataset without them
     is an error naming it, never an empty mapping the model would silently train on."""
+    attributes = read_attributes(path, dataset)
+    if attributes is None:
+        raise ElcrecError(
+            f"dataset {dataset} has no item attributes (its route names no attribute source): choose a model "
+            f"or variant that needs none, or a route with attributes (config/datasets.yaml, `attributes`)"
+        )
+    return attributes
+
+
+def read_attributes(path: str | Path, dataset: str) -> Attributes | None:
+    """The data stage's attributes file; None for its `null` marker (the dataset has none), for a
+    caller that lets the model decide whether it needs them (pre-training: S3-Rec's ISP does not)."""
     path = Path(path)
     if not path.is_file():
         raise ElcrecError(f"dataset {dataset}: no attributes file {path} (the data stage writes it: rule `sequences`)")
@@ -226,10 +238,7 @@ def load_attributes(path: str | Path, dataset: str) -> Attributes:
     except json.JSONDecodeError as error:
         raise ElcrecError(f"{path}: not valid JSON ({error})") from error
     if raw is None:
-        raise ElcrecError(
-            f"dataset {dataset} has no item attributes (its route names no attribute source): choose a model "
-            f"or variant that needs none, or a route with attributes (config/datasets.yaml, `attributes`)"
-        )
+        return None
     if not isinstance(raw, dict):
         raise ElcrecError(f"{path}: expected a JSON object of item id -> attribute ids, or null")
     return {int(item): list(ids) for item, ids in raw.items()}

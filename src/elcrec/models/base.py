@@ -50,6 +50,19 @@ PRETRAINING_DEFAULTS = {
 }
 
 
+# the settings every pre-training reads: the encoder's shape, its own epochs, batch size, learning
+# rate and seed, and the optimiser's; a model's `pretraining_settings` adds its objectives' own
+PRETRAINING_SETTINGS = frozenset(BackboneSettings.__dataclass_fields__) | {
+    "pretrain_epochs",
+    "pretrain_batch_size",
+    "pretrain_lr",
+    "pretrain_seed",
+    "adam_betas",
+    "weight_decay",
+    "amp",
+}
+
+
 @dataclass(frozen=True)
 class PretrainingData:
     """What a pre-training objective may look at: every user's training interactions s_1..s_{n-2},
@@ -63,6 +76,13 @@ class PretrainingData:
     max_len: int
     attributes: dict[int, list[int]] | None
     dataset: str = ""  # named in errors (a model that needs attributes on a dataset without them)
+
+    @classmethod
+    def of(
+        cls, sequences: SequenceData, max_len: int, attributes: dict[int, list[int]] | None, dataset: str = ""
+    ) -> PretrainingData:
+        """From a dataset's whole sequences: its training part s_1..s_{n-2} and vocabulary follow."""
+        return cls(sequences.training_part(), sequences, sequences.vocab_size, max_len, attributes, dataset)
 
 
 @dataclass(frozen=True)

@@ -68,8 +68,8 @@ from torch import nn
 
 from elcrec import ElcrecError
 from elcrec.data.sequences import SequenceData
-from elcrec.models.backbone import LAYER_NORM_EPS, BackboneSettings
-from elcrec.models.base import PRETRAINING_DEFAULTS, Batch, NextItemRecommender, PretrainingData
+from elcrec.models.backbone import LAYER_NORM_EPS
+from elcrec.models.base import PRETRAINING_DEFAULTS, PRETRAINING_SETTINGS, Batch, NextItemRecommender, PretrainingData
 from elcrec.models.registry import register
 
 MIN_WINDOW = 3  # a split point in [1, len - 2] needs at least 3 items
@@ -90,18 +90,11 @@ class DSSRec(NextItemRecommender):  # fine-tuning: SASRec
         "s2i_weight": 1.0,  # re-implementation's --s2i_weight 1.0
         "s2s_weight": 1.0,  # re-implementation's --s2s_weight 1.0
     }
-    pretraining_settings = frozenset(BackboneSettings.__dataclass_fields__) | {
-        "pretrain_epochs",
-        "pretrain_batch_size",
-        "pretrain_lr",
-        "pretrain_seed",
+    pretraining_settings = PRETRAINING_SETTINGS | {
         "intents",
         "confidence",
         "s2i_weight",
         "s2s_weight",
-        "adam_betas",
-        "weight_decay",
-        "amp",
     }
 
     def __init__(self, vocab_size: int, settings: dict) -> None:

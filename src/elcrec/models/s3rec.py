@@ -42,8 +42,7 @@ from torch.nn import functional
 
 from elcrec import ElcrecError
 from elcrec.data.sequences import SequenceData
-from elcrec.models.backbone import BackboneSettings
-from elcrec.models.base import PRETRAINING_DEFAULTS, Batch, NextItemRecommender, PretrainingData
+from elcrec.models.base import PRETRAINING_DEFAULTS, PRETRAINING_SETTINGS, Batch, NextItemRecommender, PretrainingData
 from elcrec.models.registry import register
 
 OBJECTIVES = ("aap", "mip", "map", "sp")
@@ -70,20 +69,13 @@ class S3Rec(NextItemRecommender):  # fine-tuning: SASRec
         "epochs": 200,
         "patience": 10,
     }
-    pretraining_settings = frozenset(BackboneSettings.__dataclass_fields__) | {
-        "pretrain_epochs",
-        "pretrain_batch_size",
-        "pretrain_lr",
-        "pretrain_seed",
+    pretraining_settings = PRETRAINING_SETTINGS | {
         "mask_p",
         "aap_weight",
         "mip_weight",
         "map_weight",
         "sp_weight",
         "segment_negatives",
-        "adam_betas",
-        "weight_decay",
-        "amp",
     }
 
     def __init__(self, vocab_size: int, settings: dict) -> None:
