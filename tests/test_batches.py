@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from elcrec.data.batches import ItemSets, augment, crop, mask, reorder, sample_negatives, training_batches
+from elcrec.data.batches import ItemSets, TrainingData, augment, crop, mask, reorder, sample_negatives, training_batches
 from elcrec.data.sequences import SequenceData
 
 
@@ -88,9 +88,9 @@ def test_augment_random_uses_every_method_and_cuts_to_max_len():
 def test_training_batches_cover_every_user_once_with_views_and_clean_negatives():
     sequences = [np.arange(1, n + 1) + 3 * u for u, n in enumerate([3, 4, 8, 12, 5, 6, 7])]
     split = SequenceData.from_sequences(sequences).split(max_len=6)
-    item_sets = ItemSets(split.full_history, split.vocab_size)
+    data = TrainingData.of(split)
     generator = torch.Generator().manual_seed(0)
-    batches = list(training_batches(split, item_sets, 3, generator, views=True))
+    batches = list(training_batches(data, 3, generator, views=True))
     users = torch.cat([batch["users"] for batch in batches])
     assert sorted(users.tolist()) == list(range(7)) and [len(b["users"]) for b in batches] == [3, 3, 1]
     for batch in batches:
@@ -100,5 +100,5 @@ def test_training_batches_cover_every_user_once_with_views_and_clean_negatives()
         assert torch.equal(negatives > 0, batch["target"] > 0)
         for row, user in enumerate(batch["users"].tolist()):
             assert not set(negatives[row][negatives[row] > 0].tolist()) & set(sequences[user].tolist())
-    plain = next(training_batches(split, item_sets, 3, generator, views=False))
+    plain = next(training_batches(data, 3, generator, views=False))
     assert "views" not in plain

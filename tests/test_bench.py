@@ -17,7 +17,7 @@ def test_step_flops_counts_the_backbone_matmuls():
     import torch
 
     from elcrec.bench import step_flops
-    from elcrec.data.batches import ItemSets, training_batches
+    from elcrec.data.batches import TrainingData, training_batches
     from elcrec.data.sequences import SequenceData
     from elcrec.models.registry import build
 
@@ -25,7 +25,7 @@ def test_step_flops_counts_the_backbone_matmuls():
     settings = model_defaults("sasrec") | {"layers": 1, "hidden_size": 8, "inner_size": 16, "max_len": 10}
     torch.manual_seed(0)
     model = build("sasrec", split.vocab_size, settings, split.n_users)
-    batch = next(training_batches(split, ItemSets(split.full_history, split.vocab_size), 4, torch.Generator(), False))
+    batch = next(training_batches(TrainingData.of(split), 4, torch.Generator(), False))
     tokens = batch["input"].numel()
     # lower bound: the six dense layers of one block (q, k, v, out: 8x8; ffn 8x16, 16x8), forward and backward
     dense = 3 * 2 * tokens * (4 * 8 * 8 + 2 * 8 * 16)

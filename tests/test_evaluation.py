@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from elcrec.data.sequences import SequenceData
-from elcrec.evaluation import evaluate, metrics_from_ranks
+from elcrec.evaluation import _reference_ranks, evaluate, metrics_from_ranks
 
 
 def test_metrics_from_ranks_by_hand():
@@ -62,6 +62,29 @@ def test_batching_does_not_change_ranks():
     whole = evaluate(scores_of, inputs, targets, history, "zero", batch_size=7)
     pieces = evaluate(scores_of, inputs, targets, history, "zero", batch_size=3)
     assert whole.ranks.tolist() == pieces.ranks.tolist()
+
+
+@pytest.mark.parametrize("kind", ["integer", "float"])
+def test_ranks_equal_the_reference_selection_on_the_whole_matrix(kind):
+    # integer scores tie often (as pop's counts); repeated items put targets among the zeroed history
+    generator = torch.Generator().manual_seed(1)
+    n_users, vocab = 80, 30
+    sequences = [torch.randint(1, vocab - 1, (6,), generator=generator).tolist() for _ in range(n_users)]
+    if kind == "integer":
+        table = torch.randint(-3, 4, (n_users, vocab), generator=generator).float()
+    else:
+        table = torch.randn(n_users, vocab, generator=generator)
+    scores_of = lambda batch: table[batch["input"][:, 0]].clone()  # noqa: E731
+    history = history_of(sequences)
+    inputs, targets = torch.arange(n_users)[:, None], torch.tensor([s[-1] for s in sequences])
+    result = evaluate(scores_of, inputs, targets, history, "zero", batch_size=16)
+    masked = table.clone()
+    masked[history.rows, history.items] = 0.0
+    expected = _reference_ranks(masked.numpy(), targets.numpy())
+    assert result.ranks.tolist() == expected.tolist()
+    target_scores = masked.gather(1, targets[:, None])
+    tied_rows = int(((masked == target_scores).sum(dim=1) > 1).sum())
+    assert tied_rows > 0  # the tie path was taken (the zeroed targets tie in both kinds)
 
 
 def test_unknown_masking_mode():

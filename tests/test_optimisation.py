@@ -72,3 +72,70 @@ def test_cpu_amp_without_native_bfloat16_warns(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         make(amp=True)
+
+
+# ----- compile: true -----
+def sasrec_steps(compile: bool, steps: int = 3) -> tuple[list[dict], dict]:
+    """`steps` epochs of one batch of a tiny SASRec; the epochs' mean losses and the first step's gradients."""
+    from model_helpers import settings_for, tiny_sequences
+
+    from elcrec.data.batches import TrainingData, training_batches
+    from elcrec.models.registry import build
+
+    split = tiny_sequences(users=24).split(max_len=10)
+    settings = settings_for("sasrec", hidden_size=8, inner_size=16, max_len=10)  # dropout 0.5 on
+    torch.manual_seed(0)
+    model = build("sasrec", split.vocab_size, settings, split.n_users)
+    device = torch.device("cpu")
+    steps_run = Optimisation(
+        model, device, 5, lr=0.01, betas=(0.9, 0.999), weight_decay=0.0, amp=False, compile=compile
+    )
+    batches = list(training_batches(TrainingData.of(split), 8, torch.Generator().manual_seed(3)))
+    gradients = {}
+    means = []
+    for epoch in range(steps):
+        means.append(steps_run.epoch(model.loss, batches[:1], "sasrec", epoch))
+        if epoch == 0:
+            gradients = {name: parameter.grad.clone() for name, parameter in model.named_parameters()}
+    return means, gradients
+
+
+def test_compile_equals_eager_within_float_tolerance_on_a_tiny_model():
+    with warnings.catch_warnings():
+        # the fallback's warning fails the test: the numbers below must be the compiled step's
+        warnings.filterwarnings("error", message=".*torch.compile failed", category=RuntimeWarning)
+        compiled_means, compiled_gradients = sasrec_steps(compile=True)
+    eager_means, eager_gradients = sasrec_steps(compile=False)
+    assert compiled_means[0]["loss_total"] == pytest.approx(eager_means[0]["loss_total"], rel=1e-6)
+    for compiled, eager in zip(compiled_means, eager_means, strict=True):  # after Adam steps: less close
+        assert compiled["loss_total"] == pytest.approx(eager["loss_total"], rel=1e-4)
+    assert eager_means[0]["loss_total"] != pytest.approx(eager_means[-1]["loss_total"], rel=1e-3)  # it learnt
+    # gradients, not weights: Adam turns a 1e-10 gradient (exactly 0 eagerly) into a whole lr-sized step
+    for name, gradient in eager_gradients.items():
+        torch.testing.assert_close(compiled_gradients[name], gradient, rtol=1e-4, atol=1e-6)
+
+
+def test_compile_falls_back_to_eager_with_a_warning_when_torch_compile_fails(monkeypatch):
+    def unavailable(*args, **kwargs):
+        raise RuntimeError("torch.compile is not supported on this platform")
+
+    monkeypatch.setattr(torch, "compile", unavailable)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed .*not supported.*training eagerly"):
+        means, gradients = sasrec_steps(compile=True)
+    eager_means, eager_gradients = sasrec_steps(compile=False)
+    assert [row["loss_total"] for row in means] == [row["loss_total"] for row in eager_means]
+    assert all(torch.equal(gradients[name], gradient) for name, gradient in eager_gradients.items())
+
+
+def test_compile_falls_back_when_the_compiler_fails_at_the_first_step(monkeypatch):
+    def failing_compiler(function, **kwargs):
+        def compiled(batch):
+            raise torch._dynamo.exc.InternalTorchDynamoError("no C++ compiler found")
+
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", failing_compiler)
+    with pytest.warns(RuntimeWarning, match="InternalTorchDynamoError: no C.. compiler"):
+        means, _ = sasrec_steps(compile=True)
+    eager_means, _ = sasrec_steps(compile=False)
+    assert [row["loss_total"] for row in means] == [row["loss_total"] for row in eager_means]

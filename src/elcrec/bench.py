@@ -101,8 +101,7 @@ def _profile_steps(trainer: Trainer, steps: int = 10) -> None:
     model, optimizer = trainer.model, trainer.optimizer
     model.train()
     batches = training_batches(
-        trainer.split,
-        trainer.item_sets,
+        trainer.training_data,
         trainer.settings["batch_size"],
         trainer.generator,
         views=model.needs_views,

@@ -241,6 +241,12 @@ def _bench(args: argparse.Namespace) -> None:
     benchmark(args.sequences, args.model, settings, args.seed, args.epochs, args.profile)
 
 
+def _estimate_gpu(args: argparse.Namespace) -> None:
+    from elcrec import gpu_estimate
+
+    gpu_estimate.main(args.configfile, args.sequences_dir, args.out, args.jobs_per_gpu)
+
+
 def _scale(args: argparse.Namespace) -> None:
     from elcrec import scale
 
@@ -388,6 +394,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--attributes", help="with --pretraining: the item attributes JSON (S3-Rec's AAP and MAP)")
     bench.set_defaults(handler=_bench)
+
+    estimate = command(
+        "estimate-gpu", "the grid's GPU hours, ESTIMATED from operators and FLOPs counted on the CPU (no GPU needed)"
+    )
+    estimate.add_argument("--configfile", default="config/config.yaml", help="the config whose grid is estimated")
+    estimate.add_argument(
+        "--sequences-dir", default="resources/sequences", help="the sequence files (datasets without one are named)"
+    )
+    estimate.add_argument("--jobs-per-gpu", type=int, help="jobs sharing one GPU (default: the config's jobs_per_gpu)")
+    estimate.add_argument("--out", default="results/tables/gpu_estimate.csv", help="CSV to write")
+    estimate.set_defaults(handler=_estimate_gpu)
 
     scale = command("scale", "the scale study: ELCRec cluster step vs ICLRec E-step against users")
     scale.add_argument(

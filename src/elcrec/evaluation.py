@@ -2,9 +2,13 @@
 
 Masking modes:
 - `zero` (the reference, default): scores of the user's input-history items are set to 0, not
-  -inf, and every vocabulary row is ranked (padding row 0 and the mask row too). Top-20 is
-  chosen exactly as the reference does (numpy argpartition, then a descending argsort of those
-  20), so ties among zeroed items fall the same way and HR/NDCG match the paper's code.
+  -inf, and every vocabulary row is ranked (padding row 0 and the mask row too). The reference
+  chooses top-20 with numpy (argpartition, then a descending argsort of those 20). Its rank of
+  the target is the number of higher scores unless another row ties with the target (a target
+  also in the user's history is zeroed like the other history items; `pop`'s counts tie often):
+  ranks are counted on the model's device, and only the rows with such a tie go through the
+  reference's numpy selection on the host, so they fall the same way and HR/NDCG match the
+  paper's code exactly.
 - `exclude` (corrected): history items, the padding row and the mask row get -inf.
 
 HR@k = target among the top k; NDCG@k = 1 / log2(rank + 2) there (rank from 0); MRR over the
@@ -86,11 +90,20 @@ def evaluate(
         batch_targets = targets[start:stop]
         if masking == "zero":
             scores[rows, items] = 0.0
-            ranks[start:stop] = _reference_ranks(scores.cpu().numpy(), batch_targets.numpy())
         else:
             scores[rows, items] = -torch.inf
             scores[:, 0] = -torch.inf
             scores[:, -1] = -torch.inf
-            target_scores = scores.gather(1, batch_targets.to(scores.device)[:, None])
-            ranks[start:stop] = (scores > target_scores).sum(dim=1).cpu().numpy()
+        target_scores = scores.gather(1, batch_targets.to(scores.device)[:, None])
+        above = (scores > target_scores).sum(dim=1)
+        tied = (scores == target_scores).sum(dim=1) > 1
+        # one read per batch: the ranks and which rows tie with their target
+        above, tied = torch.stack([above, tied.long()]).cpu().numpy()
+        if masking == "zero" and tied.any():
+            rows_tied = np.flatnonzero(tied)
+            above[rows_tied] = _reference_ranks(
+                scores[torch.as_tensor(rows_tied, device=scores.device)].cpu().numpy(),
+                batch_targets.numpy()[rows_tied],
+            )
+        ranks[start:stop] = above
     return EvaluationResult(metrics=metrics_from_ranks(ranks), ranks=ranks)

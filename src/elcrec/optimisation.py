@@ -5,6 +5,13 @@ The optimiser (Adam), mixed precision, the batch generator and the random states
 check stay on the device and are read once, at the epoch's end: no host-device synchronisation
 per step (on a GPU a step would otherwise wait for the last). `state()` / `load_state()` carry
 everything a resumed run needs to continue exactly (optimiser, scaler, generator, torch's RNGs).
+
+`compile` (a named option, off by default) runs the loss of each step through `torch.compile`
+(autograd compiles its backward with it; on CUDA with CUDA graphs where they apply, as the
+`reduce-overhead` mode) with torch's eager random operators, so dropout draws the same masks as
+an eager run and the numbers agree within float tolerance. Where compilation fails (no C++
+compiler, an unsupported platform or operator), a warning says why and the step runs eagerly,
+with the same numbers as without the option.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from elcrec import ElcrecError
 from elcrec.runinfo import current_memory_bytes, native_bfloat16
 
 Batch = dict[str, torch.Tensor]
+Loss = Callable[[Batch], dict[str, torch.Tensor]]
 
 
 class NonFiniteLoss(ElcrecError):
@@ -61,9 +69,48 @@ class DivergenceWatch:
         )
 
 
+class CompiledLoss:
+    """A loss function through `torch.compile`, or the function itself, with a warning naming the
+    reason, where compilation fails (when it is set up or at the first call of a shape)."""
+
+    def __init__(self, loss: Loss, device: torch.device, name: str) -> None:
+        self.eager, self.name = loss, name
+        # fallback_random: the eager random operators, so dropout draws what an eager run draws
+        options = {"fallback_random": True} | ({"triton.cudagraphs": True} if device.type == "cuda" else {})
+        try:
+            self.function: Loss = torch.compile(loss, dynamic=False, options=options)
+        except Exception as error:  # e.g. torch.compile unsupported on this Python or platform
+            self.fall_back(error)
+
+    @property
+    def compiled(self) -> bool:
+        return self.function is not self.eager
+
+    def fall_back(self, error: Exception) -> None:
+        first_line = (str(error).strip().splitlines() or [""])[0][:300]
+        warnings.warn(
+            f"{self.name}: compile: true, but torch.compile failed ({type(error).__name__}: {first_line}); "
+            "training eagerly instead",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        self.function = self.eager
+
+    def __call__(self, batch: Batch) -> dict[str, torch.Tensor]:
+        if not self.compiled:
+            return self.eager(batch)
+        try:
+            return self.function(batch)
+        except torch._dynamo.exc.TorchDynamoException as error:  # the compiler's failure, inductor's included
+            self.fall_back(error)
+            return self.eager(batch)
+
+
 class Optimisation:
     """Adam over the model's parameters (none: `pop`, fitted in a hook, takes no steps), mixed
-    precision when `amp`, and the run's batch generator."""
+    precision when `amp`, and the run's batch generator, on `batch_device` (training builds its
+    batches on the model's device, data/batches.py; the pre-training batch builders of the models
+    run on the host)."""
 
     def __init__(
         self,
@@ -74,9 +121,12 @@ class Optimisation:
         betas: Iterable[float],
         weight_decay: float,
         amp: bool,
+        batch_device: torch.device | str = "cpu",
+        compile: bool = False,
     ) -> None:
-        self.model, self.device, self.amp = model, device, amp
-        self.generator = torch.Generator().manual_seed(seed)
+        self.model, self.device, self.amp, self.compile = model, device, amp, compile
+        self.compiled_losses: dict[Loss, CompiledLoss] = {}
+        self.generator = torch.Generator(device=batch_device).manual_seed(seed)
         parameters = list(model.parameters())
         self.optimizer = None
         if parameters:
@@ -91,12 +141,14 @@ class Optimisation:
             )
         self.scaler = torch.amp.GradScaler(enabled=amp and device.type == "cuda")
 
-    def epoch(
-        self, loss: Callable[[Batch], dict[str, torch.Tensor]], batches: Iterable[Batch], name: str, epoch: int
-    ) -> dict[str, float]:
+    def epoch(self, loss: Loss, batches: Iterable[Batch], name: str, epoch: int) -> dict[str, float]:
         """One step per batch; the mean of every named loss over the steps (`loss_<name>`) and the
         mean memory in use during a step (`memory_mb`). A non-finite loss raises NonFiniteLoss at the
         epoch's end, naming its first step."""
+        if self.compile:
+            if loss not in self.compiled_losses:  # compiled once per run, not per epoch
+                self.compiled_losses[loss] = CompiledLoss(loss, self.device, name)
+            loss = self.compiled_losses[loss]
         sums: dict[str, torch.Tensor] = {}
         watch = DivergenceWatch(self.device)
         steps, memory = 0, 0
@@ -133,7 +185,7 @@ class Optimisation:
         if self.optimizer is not None:
             self.optimizer.load_state_dict(saved["optimizer"])
         self.scaler.load_state_dict(saved["scaler"])
-        self.generator.set_state(saved["generator"])
+        self.generator.set_state(saved["generator"].cpu())
         torch.set_rng_state(saved["torch_rng"].cpu())
         if saved["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([state.cpu() for state in saved["cuda_rng"]])

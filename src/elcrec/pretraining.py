@@ -82,6 +82,7 @@ class Pretrainer:
             betas=settings["adam_betas"],
             weight_decay=settings["weight_decay"],
             amp=settings["amp"],
+            compile=settings["compile"],
         )
         self.epoch = 0  # the next epoch to run
         self.history: list[dict] = []

@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from elcrec import ElcrecError, snapshots
-from elcrec.data.batches import ItemSets, training_batches
+from elcrec.data.batches import ItemSets, TrainingData, training_batches
 from elcrec.data.sequences import SequenceData, Split
 from elcrec.evaluation import EvaluationResult, evaluate
 from elcrec.fileio import atomic_path, write_json_atomic, write_text_atomic
@@ -55,6 +55,8 @@ TRAINING_DEFAULTS = {
     "device": "auto",
     "threads": None,
     "amp": False,
+    # torch.compile of each step's loss (optimisation.py); off: the eager run the numbers come from
+    "compile": False,
     "augmentation": "random",
     "tau": 0.2,
     "gamma": 0.7,
@@ -122,10 +124,13 @@ class Trainer:
             betas=settings["adam_betas"],
             weight_decay=settings["weight_decay"],
             amp=settings["amp"],
+            compile=settings["compile"],
+            batch_device=self.device,
         )
         self.generator = self.optimisation.generator
         self.optimizer = self.optimisation.optimizer
-        self.item_sets = ItemSets(split.full_history, split.vocab_size)
+        self.item_sets = ItemSets(split.full_history, split.vocab_size)  # on the host: EpochContext's
+        self.training_data = TrainingData.of(split, self.device)  # the batches are built on the device
         self.augmentation = {key: settings[key] for key in ("tau", "gamma", "beta")}
         self.augmentation["method"] = settings["augmentation"]
         self.epoch = 0  # the next epoch to run
@@ -155,8 +160,7 @@ class Trainer:
         self.model.on_epoch_start(context)
         self.model.train()
         batches = training_batches(
-            self.split,
-            self.item_sets,
+            self.training_data,
             self.settings["batch_size"],
             self.generator,
             views=self.model.needs_views,

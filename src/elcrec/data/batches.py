@@ -10,11 +10,18 @@ its quirks, so that the default run is the reference's:
 - `random` picks one of the three per view, uniformly.
 Views are built from the whole (uncut) training input, right-aligned, then cut to the last
 `max_len` columns. No Python loop runs per item or per row.
+
+Everything is built where the model is (`TrainingData.of(split, device)` moves the split's
+training tensors there once per run; the generator lives on the same device): on a GPU a step
+reads nothing back from it. The host reads the device twice per epoch, not per step: the
+epoch's user order (each batch's view width is its longest sequence, known on the host) and the
+rejection loop of the epoch's negatives, drawn for every user at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 
@@ -30,6 +37,11 @@ class ItemSets:
         self.vocab_size = vocab_size
         self.keys = torch.sort(history.rows * vocab_size + history.items).values
 
+    def to(self, device: torch.device | str) -> ItemSets:
+        moved = object.__new__(ItemSets)
+        moved.vocab_size, moved.keys = self.vocab_size, self.keys.to(device)
+        return moved
+
     def contains(self, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         queries = rows * self.vocab_size + items
         positions = torch.searchsorted(self.keys, queries).clamp(max=len(self.keys) - 1)
@@ -41,10 +53,11 @@ def sample_negatives(
 ) -> torch.Tensor:
     """One negative per non-padding input position (0 at padding), not in the user's sequence."""
     rows = users[:, None].expand_as(inputs)
-    negatives = torch.randint(1, item_sets.vocab_size, inputs.shape, generator=generator)
+    device = inputs.device
+    negatives = torch.randint(1, item_sets.vocab_size, inputs.shape, generator=generator, device=device)
     redraw = item_sets.contains(rows, negatives) & (inputs > 0)
     while redraw.any():
-        fresh = torch.randint(1, item_sets.vocab_size, (int(redraw.sum()),), generator=generator)
+        fresh = torch.randint(1, item_sets.vocab_size, (int(redraw.sum()),), generator=generator, device=device)
         negatives[redraw] = fresh
         redraw[redraw.clone()] = item_sets.contains(rows[redraw], fresh)
     return torch.where(inputs > 0, negatives, torch.zeros_like(negatives))
@@ -52,14 +65,14 @@ def sample_negatives(
 
 def _uniform_int(high_inclusive: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Per-row integer uniform in [0, high_inclusive]."""
-    draws = torch.rand(high_inclusive.shape, generator=generator)
+    draws = torch.rand(high_inclusive.shape, generator=generator, device=high_inclusive.device)
     return torch.minimum((draws * (high_inclusive + 1)).long(), high_inclusive)
 
 
 def _take_window(batch: torch.Tensor, lengths: torch.Tensor, start: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
     """Items [start, start+size) of each row's m items, right-aligned in a zero matrix."""
     width = batch.shape[1]
-    columns = torch.arange(width)[None, :]
+    columns = torch.arange(width, device=batch.device)[None, :]
     offset = columns - (width - size[:, None])  # position inside the window, < 0 = padding
     source = (width - lengths[:, None]) + start[:, None] + offset
     taken = batch.gather(1, source.clamp(0, width - 1))
@@ -75,8 +88,10 @@ def crop(batch: torch.Tensor, lengths: torch.Tensor, tau: float, generator: torc
 def mask(batch: torch.Tensor, lengths: torch.Tensor, gamma: float, generator: torch.Generator) -> torch.Tensor:
     width = batch.shape[1]
     count = torch.floor(gamma * lengths.double()).long()
-    is_item = torch.arange(width)[None, :] >= (width - lengths[:, None])
-    keys = torch.where(is_item, torch.rand(batch.shape, generator=generator), torch.full(batch.shape, 2.0))
+    device = batch.device
+    is_item = torch.arange(width, device=device)[None, :] >= (width - lengths[:, None])
+    draws = torch.rand(batch.shape, generator=generator, device=device)
+    keys = torch.where(is_item, draws, torch.full(batch.shape, 2.0, device=device))
     rank = keys.argsort(dim=1).argsort(dim=1)  # random order of each row's item positions
     return torch.where(rank < count[:, None], torch.zeros_like(batch), batch)
 
@@ -85,10 +100,11 @@ def reorder(batch: torch.Tensor, lengths: torch.Tensor, beta: float, generator: 
     width = batch.shape[1]
     size = torch.floor(beta * lengths.double()).long()
     start_column = (width - lengths) + _uniform_int((lengths - size - 1).clamp(min=0), generator)
-    columns = torch.arange(width)[None, :].double()
+    columns = torch.arange(width, device=batch.device)[None, :].double()
     inside = (columns >= start_column[:, None]) & (columns < (start_column + size)[:, None])
     # window columns get random keys inside [start, start+size): sorting shuffles only them
-    random_keys = start_column[:, None] + size[:, None] * torch.rand(batch.shape, generator=generator).double()
+    draws = torch.rand(batch.shape, generator=generator, device=batch.device)
+    random_keys = start_column[:, None] + size[:, None] * draws.double()
     order = torch.where(inside, random_keys, columns).argsort(dim=1)
     return batch.gather(1, order)
 
@@ -110,7 +126,7 @@ def augment(
         "reorder": lambda: reorder(batch, lengths, beta, generator),
     }
     if method == "random":
-        choice = torch.randint(0, len(AUGMENTATIONS), (batch.shape[0],), generator=generator)
+        choice = torch.randint(0, len(AUGMENTATIONS), (batch.shape[0],), generator=generator, device=batch.device)
         result = torch.zeros_like(batch)
         for index, name in enumerate(AUGMENTATIONS):
             result = torch.where((choice == index)[:, None], views[name](), result)
@@ -123,33 +139,71 @@ def augment(
     return torch.nn.functional.pad(result, (max_len - result.shape[1], 0))
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    """A split's training tensors on the device the batches are built on, and the lengths also on
+    the host (a batch's view width is read there, without a device read)."""
+
+    input: torch.Tensor
+    target: torch.Tensor
+    whole: torch.Tensor
+    lengths: torch.Tensor
+    host_lengths: torch.Tensor
+    item_sets: ItemSets
+    max_len: int
+
+    @classmethod
+    def of(cls, split: Split, device: torch.device | str = "cpu") -> TrainingData:
+        return cls(
+            input=split.train_input.to(device),
+            target=split.train_target.to(device),
+            whole=split.train_whole.to(device),
+            lengths=split.train_lengths.to(device),
+            host_lengths=split.train_lengths.cpu(),
+            item_sets=ItemSets(split.full_history, split.vocab_size).to(device),
+            max_len=split.max_len,
+        )
+
+    @property
+    def n_users(self) -> int:
+        return len(self.input)
+
+    @property
+    def device(self) -> torch.device:
+        return self.input.device
+
+
 def training_batches(
-    split: Split,
-    item_sets: ItemSets,
+    data: TrainingData,
     batch_size: int,
     generator: torch.Generator,
     views: bool = False,
     augmentation: dict | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """One epoch: users in a random order, `batch_size` at a time (the last batch may be smaller).
+    """One epoch: users in a random order, `batch_size` at a time (the last batch may be smaller),
+    built on `data.device` with `generator` (on the same device).
 
     Keys: users, input, target, negative ([b, max_len]) and, with `views`, two augmented views of
     each training input stacked as [2b, max_len] (view one's rows first).
     """
-    order = torch.randperm(split.n_users, generator=generator)
-    for start in range(0, split.n_users, batch_size):
+    device = data.device
+    order = torch.randperm(data.n_users, generator=generator, device=device)
+    every_user = torch.arange(data.n_users, device=device)
+    negatives = sample_negatives(data.target, every_user, data.item_sets, generator)
+    host_order = order.cpu() if views else None
+    for start in range(0, data.n_users, batch_size):
         users = order[start : start + batch_size]
         batch = {
             "users": users,
-            "input": split.train_input[users],
-            "target": split.train_target[users],
+            "input": data.input[users],
+            "target": data.target[users],
+            "negative": negatives[users],
         }
-        batch["negative"] = sample_negatives(batch["target"], users, item_sets, generator)
         if views:
-            lengths = split.train_lengths[users]
-            width = max(int(lengths.max()), 1)
-            whole = split.train_whole[users][:, -width:]
+            width = max(int(data.host_lengths[host_order[start : start + batch_size]].max()), 1)
+            whole = data.whole[users][:, -width:]
+            lengths = data.lengths[users]
             options = augmentation or {}
-            pair = [augment(whole, lengths, split.max_len, generator, **options) for _ in range(2)]
+            pair = [augment(whole, lengths, data.max_len, generator, **options) for _ in range(2)]
             batch["views"] = torch.cat(pair)
         yield batch
