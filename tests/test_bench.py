@@ -30,3 +30,23 @@ def test_step_flops_counts_the_backbone_matmuls():
     # lower bound: the six dense layers of one block (q, k, v, out: 8x8; ffn 8x16, 16x8), forward and backward
     dense = 3 * 2 * tokens * (4 * 8 * 8 + 2 * 8 * 16)
     assert dense <= step_flops(model, batch) <= 3 * dense
+
+
+def test_jobs_at_once_each_run_in_their_own_process_and_report(capsys):
+    from elcrec.bench import benchmark_shared
+
+    tiny = {"hidden_size": 8, "inner_size": 16, "layers": 1, "max_len": 10, "device": "cpu", "threads": 1}
+    summaries = benchmark_shared(str(FIXTURES / "benchmark" / "Beauty.txt"), "sasrec", tiny, 1, epochs=1, jobs=2)
+    assert len(summaries) == 2 and all(summary["train_seconds_per_epoch"] > 0 for summary in summaries)
+    printed = capsys.readouterr().out
+    assert "job 1:" in printed and "2 jobs at once" in printed and "epochs per hour together" in printed
+
+
+def test_a_failing_job_s_message_names_it():
+    import pytest
+
+    from elcrec import ElcrecError
+    from elcrec.bench import benchmark_shared
+
+    with pytest.raises(ElcrecError, match="job 0 failed"):
+        benchmark_shared(str(FIXTURES / "missing.txt"), "sasrec", {"device": "cpu"}, 1, epochs=1, jobs=2)

@@ -5,17 +5,24 @@ validation" can both be read off; epoch 0 also holds ELCRec's one-off k-means in
 ICLRec's k-means runs every epoch. `--profile` adds the operators that dominate a training
 step, the step's FLOP count, and the rate it achieves beside this device's dense matmul rate
 (how far the step is from the hardware's ceiling).
+`--jobs N` runs N such benchmarks at once, each in its own process (N training jobs sharing one
+GPU, as the workflow's `jobs_per_gpu` does), and prints each one's figures and their throughput.
 (The cost of intent learning against the number of users is `elcrec scale`: src/elcrec/scale.py.)
 """
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
+from elcrec import ElcrecError
 from elcrec.data.batches import training_batches
 from elcrec.data.sequences import MIN_LENGTH, SequenceData
 from elcrec.memory import keep_freed_memory
@@ -65,6 +72,40 @@ def benchmark(sequences: str, model: str, settings: dict, seed: int, epochs: int
     if profile:
         _profile_steps(trainer)
     return summary
+
+
+def benchmark_shared(sequences: str, model: str, settings: dict, seed: int, epochs: int, jobs: int) -> list[dict]:
+    """`jobs` benchmarks of the model started together, one process each; their steady-state figures.
+    Throughput (epochs per hour, all jobs together) against one job alone says what sharing gains."""
+    with tempfile.TemporaryDirectory() as folder:
+        commands = [
+            [sys.executable, "-m", "elcrec", "bench", "--sequences", sequences, "--model", model]
+            + ["--settings", json.dumps(settings), "--seed", str(seed), "--epochs", str(epochs)]
+            + ["--summary-json", str(Path(folder) / f"job{job}.json")]
+            for job in range(jobs)
+        ]
+        processes = [
+            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for command in commands
+        ]
+        outputs = [process.communicate()[0] for process in processes]
+        for job, (process, output) in enumerate(zip(processes, outputs, strict=True)):
+            if process.returncode != 0:
+                tail = "\n".join(output.strip().splitlines()[-5:])
+                raise ElcrecError(f"bench --jobs {jobs}: job {job} failed (exit {process.returncode}):\n{tail}")
+        summaries = [json.loads((Path(folder) / f"job{job}.json").read_text()) for job in range(jobs)]
+    for job, summary in enumerate(summaries):
+        _say(
+            f"job {job}: {summary['train_seconds_per_epoch']:.2f} s/epoch without validation, "
+            f"{summary['epoch_seconds_with_validation']:.2f} with; "
+            f"peak memory {summary['peak_memory_bytes'] / 2**20:.0f} MiB"
+        )
+    mean_epoch = statistics.mean(summary["epoch_seconds_with_validation"] for summary in summaries)
+    _say(
+        f"{jobs} jobs at once: {mean_epoch:.2f} s per epoch each (with validation), "
+        f"{jobs * 3600 / mean_epoch:.0f} epochs per hour together"
+    )
+    return summaries
 
 
 def benchmark_pretraining(sequences: str, attributes: str | None, model: str, settings: dict, epochs: int) -> dict:

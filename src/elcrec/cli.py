@@ -232,13 +232,25 @@ def _import_reference(args: argparse.Namespace) -> None:
 
 
 def _bench(args: argparse.Namespace) -> None:
-    from elcrec.bench import benchmark, benchmark_pretraining
+    from elcrec.bench import benchmark, benchmark_pretraining, benchmark_shared
+    from elcrec.fileio import write_json_atomic
 
     settings = _full_settings(args.model, _settings_argument(args.settings))
-    if args.pretraining:
-        benchmark_pretraining(args.sequences, args.attributes, args.model, settings, args.epochs)
+    if args.jobs < 1:
+        raise ElcrecError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.jobs > 1:
+        if args.pretraining or args.profile:
+            raise ElcrecError("--jobs times training epochs only: leave out --pretraining and --profile")
+        benchmark_shared(
+            args.sequences, args.model, _settings_argument(args.settings), args.seed, args.epochs, args.jobs
+        )
         return
-    benchmark(args.sequences, args.model, settings, args.seed, args.epochs, args.profile)
+    if args.pretraining:
+        summary = benchmark_pretraining(args.sequences, args.attributes, args.model, settings, args.epochs)
+    else:
+        summary = benchmark(args.sequences, args.model, settings, args.seed, args.epochs, args.profile)
+    if args.summary_json:
+        write_json_atomic(args.summary_json, summary)
 
 
 def _estimate_gpu(args: argparse.Namespace) -> None:
@@ -393,6 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--pretraining", action="store_true", help="time pre-training epochs instead (S3-Rec, DSSRec; no validation)"
     )
     bench.add_argument("--attributes", help="with --pretraining: the item attributes JSON (S3-Rec's AAP and MAP)")
+    bench.add_argument(
+        "--jobs", type=int, default=1, help="time this many copies at once, one process each (jobs sharing a GPU)"
+    )
+    bench.add_argument("--summary-json", help="also write the steady-state figures to this JSON file")
     bench.set_defaults(handler=_bench)
 
     estimate = command(
