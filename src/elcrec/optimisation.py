@@ -19,10 +19,12 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import torch
 
 from elcrec import ElcrecError
+from elcrec.fileio import atomic_path
 from elcrec.runinfo import current_memory_bytes, native_bfloat16
 
 Batch = dict[str, torch.Tensor]
@@ -172,6 +174,23 @@ class Optimisation:
         means = {f"loss_{key}": float(total) / max(steps, 1) for key, total in sums.items()}
         return means | {"memory_mb": memory / max(steps, 1) / 2**20}
 
+    @classmethod
+    def of(
+        cls, model: torch.nn.Module, device: torch.device, seed: int, settings: dict, lr: float, batch_device="cpu"
+    ) -> Optimisation:
+        """From a run's resolved settings (Adam's betas and weight decay, amp, compile)."""
+        return cls(
+            model,
+            device,
+            seed,
+            lr=lr,
+            betas=settings["adam_betas"],
+            weight_decay=settings["weight_decay"],
+            amp=settings["amp"],
+            batch_device=batch_device,
+            compile=settings["compile"],
+        )
+
     def state(self) -> dict:
         return {
             "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
@@ -189,3 +208,29 @@ class Optimisation:
         torch.set_rng_state(saved["torch_rng"].cpu())
         if saved["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([state.cpu() for state in saved["cuda_rng"]])
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """The resumable state, replaced atomically (a kill mid-write leaves the last one)."""
+    with atomic_path(path) as temporary:
+        torch.save(state, temporary)
+
+
+def load_checkpoint(path: Path, device: torch.device, expected: dict, what: str) -> dict:
+    """The saved state, refused (naming the keys) when it is not of this `what` ("run", "pre-training"):
+    every key of `expected` must equal the saved one; `settings` are compared without `threads`,
+    which may differ between attempts (e.g. fewer cores on the retry)."""
+    saved = torch.load(path, map_location=device, weights_only=False)
+
+    def comparable(key: str, value):
+        if key == "settings" and isinstance(value, dict):
+            return {name: setting for name, setting in value.items() if name != "threads"}
+        return value
+
+    differing = [key for key, value in expected.items() if comparable(key, saved.get(key)) != comparable(key, value)]
+    if differing:
+        raise ElcrecError(
+            f"{path}: checkpoint of a different {what} ({', '.join(differing)} differ); "
+            f"delete it to start this {what} afresh"
+        )
+    return saved

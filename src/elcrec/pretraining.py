@@ -29,7 +29,7 @@ from elcrec import ElcrecError
 from elcrec.fileio import atomic_path, file_digest, write_json_atomic, write_text_atomic
 from elcrec.models.base import PRETRAINING_HEADS, PretrainingData, RecommenderModel
 from elcrec.models.registry import build, model_class
-from elcrec.optimisation import Optimisation
+from elcrec.optimisation import Optimisation, load_checkpoint, save_checkpoint
 from elcrec.runinfo import code_version, device_description, library_versions, peak_memory_bytes, resolve_device
 from elcrec.training import history_csv, mean_memory_bytes, peak_memory_kind, tee_log
 
@@ -74,16 +74,8 @@ class Pretrainer:
         self.model.prepare(data.train_sequences)
         self.model.prepare_pretraining(data)
         self.model.to(self.device)
-        self.optimisation = Optimisation(
-            self.model,
-            self.device,
-            seed,
-            lr=settings["pretrain_lr"],
-            betas=settings["adam_betas"],
-            weight_decay=settings["weight_decay"],
-            amp=settings["amp"],
-            compile=settings["compile"],
-        )
+        # the models' pre-training batch builders run on the host: the generator stays there
+        self.optimisation = Optimisation.of(self.model, self.device, seed, settings, settings["pretrain_lr"])
         self.epoch = 0  # the next epoch to run
         self.history: list[dict] = []
 
@@ -108,18 +100,11 @@ class Pretrainer:
         }
 
     def save_checkpoint(self, path: Path) -> None:
-        with atomic_path(path) as temporary:
-            torch.save(self.state(), temporary)
+        save_checkpoint(path, self.state())
 
     def load_checkpoint(self, path: Path) -> None:
-        saved = torch.load(path, map_location=self.device, weights_only=False)
         expected = {"format": CHECKPOINT_FORMAT, "model_name": self.model_name, "identity": self.identity}
-        differing = [key for key, value in expected.items() if saved.get(key) != value]
-        if differing:
-            raise ElcrecError(
-                f"{path}: checkpoint of a different pre-training ({', '.join(differing)} differ); "
-                "delete it to start this pre-training afresh"
-            )
+        saved = load_checkpoint(path, self.device, expected, "pre-training")
         self.model.load_state_dict(saved["model"])
         self.optimisation.load_state(saved)
         self.epoch, self.history = saved["epoch"], saved["history"]

@@ -33,7 +33,7 @@ from elcrec.evaluation import EvaluationResult, evaluate
 from elcrec.fileio import atomic_path, write_json_atomic, write_text_atomic
 from elcrec.models.base import EpochContext, RecommenderModel
 from elcrec.models.registry import build
-from elcrec.optimisation import NonFiniteLoss, Optimisation
+from elcrec.optimisation import NonFiniteLoss, Optimisation, load_checkpoint, save_checkpoint
 from elcrec.runinfo import (
     code_version,
     device_description,
@@ -116,17 +116,7 @@ class Trainer:
         if initial_state is not None:
             self.model.load_state_dict(initial_state)  # strict: every weight of the model, nothing else
         self.model.to(self.device)
-        self.optimisation = Optimisation(
-            self.model,
-            self.device,
-            seed,
-            lr=settings["lr"],
-            betas=settings["adam_betas"],
-            weight_decay=settings["weight_decay"],
-            amp=settings["amp"],
-            compile=settings["compile"],
-            batch_device=self.device,
-        )
+        self.optimisation = Optimisation.of(self.model, self.device, seed, settings, settings["lr"], self.device)
         self.generator = self.optimisation.generator
         self.optimizer = self.optimisation.optimizer
         self.item_sets = ItemSets(split.full_history, split.vocab_size)  # on the host: EpochContext's
@@ -203,25 +193,16 @@ class Trainer:
         }
 
     def save_checkpoint(self, path: Path) -> None:
-        with atomic_path(path) as temporary:
-            torch.save(self.state(), temporary)
+        save_checkpoint(path, self.state())
 
     def load_checkpoint(self, path: Path) -> None:
-        saved = torch.load(path, map_location=self.device, weights_only=False)
-        # threads may differ between attempts (e.g. fewer cores on the retry); nothing else may
         expected = {
             "format": CHECKPOINT_FORMAT,
             "model_name": self.model_name,
-            "settings": _without_threads(self.settings),
+            "settings": self.settings,
             "seed": self.seed,
         }
-        saved["settings"] = _without_threads(saved.get("settings", {}))
-        differing = [key for key, value in expected.items() if saved.get(key) != value]
-        if differing:
-            raise ElcrecError(
-                f"{path}: checkpoint of a different run ({', '.join(differing)} differ); "
-                "delete it to start this run afresh"
-            )
+        saved = load_checkpoint(path, self.device, expected, "run")
         self.model.load_state_dict(saved["model"])
         self.optimisation.load_state(saved)
         self.epoch, self.history = saved["epoch"], saved["history"]
@@ -295,10 +276,6 @@ def mean_memory_bytes(history: list[dict]) -> float | None:
     history predates the reading."""
     readings = [row["memory_mb"] for row in history if row.get("memory_mb") is not None]
     return sum(readings) / len(readings) * 2**20 if readings else None
-
-
-def _without_threads(settings: dict) -> dict:
-    return {key: value for key, value in settings.items() if key != "threads"}
 
 
 OTHER_MASKING = {"zero": "exclude", "exclude": "zero"}
