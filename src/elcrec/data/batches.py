@@ -13,9 +13,9 @@ Views are built from the whole (uncut) training input, right-aligned, then cut t
 
 Everything is built where the model is (`TrainingData.of(split, device)` moves the split's
 training tensors there once per run; the generator lives on the same device): on a GPU a step
-reads nothing back from it. The host reads the device twice per epoch, not per step: the
-epoch's user order (each batch's view width is its longest sequence, known on the host) and the
-rejection loop of the epoch's negatives, drawn for every user at once.
+reads nothing back from it. The host reads the device per epoch, not per step: the epoch's user
+order (each batch's view width is its longest sequence, known on the host) and, once per redraw
+round, the rejection loop of the epoch's negatives, drawn for every user at once.
 """
 
 from __future__ import annotations
