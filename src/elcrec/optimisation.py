@@ -176,7 +176,13 @@ class Optimisation:
 
     @classmethod
     def of(
-        cls, model: torch.nn.Module, device: torch.device, seed: int, settings: dict, lr: float, batch_device="cpu"
+        cls,
+        model: torch.nn.Module,
+        device: torch.device,
+        seed: int,
+        settings: dict,
+        lr: float,
+        batch_device: torch.device | str = "cpu",
     ) -> Optimisation:
         """From a run's resolved settings (Adam's betas and weight decay, amp, compile)."""
         return cls(
