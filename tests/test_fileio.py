@@ -2,7 +2,7 @@ import hashlib
 
 import pytest
 
-from elcrec.fileio import atomic_path, file_digest, write_json_atomic
+from elcrec.fileio import atomic_path, file_digest, save_torch_atomic, write_json_atomic
 
 
 def test_digests_match_hashlib(tmp_path):
@@ -31,6 +31,15 @@ def test_atomic_path_moves_into_place_only_on_success(tmp_path):
 def test_write_json_atomic(tmp_path):
     write_json_atomic(tmp_path / "x.json", {"b": 1, "a": [1, 2]})
     assert (tmp_path / "x.json").read_text().startswith('{\n  "a"')
+
+
+def test_save_torch_atomic_round_trips_and_leaves_only_the_file(tmp_path):
+    import torch
+
+    save_torch_atomic(tmp_path / "state.pt", {"weights": torch.arange(4.0), "epoch": 3})
+    loaded = torch.load(tmp_path / "state.pt", weights_only=True)
+    assert torch.equal(loaded["weights"], torch.arange(4.0)) and loaded["epoch"] == 3
+    assert [path.name for path in tmp_path.iterdir()] == ["state.pt"]
 
 
 def test_atomic_writes_are_readable_by_others_as_the_umask_allows(tmp_path):

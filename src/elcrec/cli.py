@@ -235,15 +235,14 @@ def _bench(args: argparse.Namespace) -> None:
     from elcrec.bench import benchmark, benchmark_pretraining, benchmark_shared
     from elcrec.fileio import write_json_atomic
 
-    settings = _full_settings(args.model, _settings_argument(args.settings))
+    given = _settings_argument(args.settings)
+    settings = _full_settings(args.model, given)
     if args.jobs < 1:
         raise ElcrecError(f"--jobs must be at least 1, got {args.jobs}")
     if args.jobs > 1:
         if args.pretraining or args.profile:
             raise ElcrecError("--jobs times training epochs only: leave out --pretraining and --profile")
-        benchmark_shared(
-            args.sequences, args.model, _settings_argument(args.settings), args.seed, args.epochs, args.jobs
-        )
+        benchmark_shared(args.sequences, args.model, given, args.seed, args.epochs, args.jobs)  # each completes them
         return
     if args.pretraining:
         summary = benchmark_pretraining(args.sequences, args.attributes, args.model, settings, args.epochs)

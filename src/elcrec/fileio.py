@@ -59,3 +59,11 @@ def write_text_atomic(destination: str | Path, text: str) -> None:
 
 def write_json_atomic(destination: str | Path, payload: Any) -> None:
     write_text_atomic(destination, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def save_torch_atomic(destination: str | Path, payload: Any) -> None:
+    """`torch.save` through a temporary file (model files, pre-trainings, checkpoints)."""
+    import torch  # here, not at the top: the data stage's commands do not need torch
+
+    with atomic_path(destination) as temporary:
+        torch.save(payload, temporary)

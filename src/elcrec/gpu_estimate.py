@@ -102,27 +102,13 @@ def training_work(split, model_name: str, settings: dict, seed: int = 1) -> dict
     """One training step (batch, loss, backward, Adam), one validation batch and the epoch hook."""
     from elcrec.data.batches import training_batches
     from elcrec.evaluation import evaluate
-    from elcrec.models.base import EpochContext
     from elcrec.training import Trainer
 
     settings = settings | {"device": "cpu", "compile": False}
     trainer = Trainer(split, model_name, settings, seed)
     model = trainer.model
-
-    def context(epoch: int) -> EpochContext:
-        return EpochContext(
-            epoch,
-            seed,
-            split.train_input,
-            split.train_target,
-            settings["eval_batch_size"],
-            trainer.device,
-            split.train_sequences,
-            trainer.item_sets,
-        )
-
-    model.on_epoch_start(context(0))  # epoch 0's one-off work (ELCRec's k-means start) is not per epoch
-    hook = counted(lambda: model.on_epoch_start(context(1)))
+    model.on_epoch_start(trainer.epoch_context(0))  # epoch 0's one-off work (ELCRec's k-means start) is not per epoch
+    hook = counted(lambda: model.on_epoch_start(trainer.epoch_context(1)))
     model.train()
     batches = training_batches(
         trainer.training_data,
@@ -155,11 +141,17 @@ def pretraining_work(data, model_name: str, settings: dict) -> tuple[Work, int]:
     model = trainer.model
     model.train()
     size = int(settings["pretrain_batch_size"])
-    batches = list(model.pretraining_batches(data, size, trainer.optimisation.generator))
-    step = counted(lambda: model.pretraining_loss(batches[0])["total"].backward())
+    batches = model.pretraining_batches(data, size, trainer.optimisation.generator)
+    first = next(batches)
+    steps = 1 + sum(1 for _ in batches)  # counted, not kept: S3-Rec's epoch is 1,503 batches
+    step = counted(lambda: model.pretraining_loss(first)["total"].backward())
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-9, foreach=True)
     optimizer.step()
-    return step + counted(optimizer.step), len(batches)
+    return step + counted(optimizer.step), steps
+
+
+def epoch_seconds(work: dict[str, Work], steps: int, eval_batches: int, jobs: int) -> float:
+    return steps * work["step"].seconds(jobs) + eval_batches * work["eval"].seconds(jobs) + work["hook"].seconds(jobs)
 
 
 def estimate(config: dict, sequences_dir: str | Path, jobs_per_gpu: int, say=print) -> pd.DataFrame:
@@ -193,14 +185,6 @@ def estimate(config: dict, sequences_dir: str | Path, jobs_per_gpu: int, say=pri
         work = counted_work[work_key]
         steps = math.ceil(split.n_users / settings["batch_size"])
         eval_batches = math.ceil(split.n_users / settings["eval_batch_size"])
-
-        def epoch_seconds(jobs: int, work=work, steps=steps, eval_batches=eval_batches) -> float:
-            return (
-                steps * work["step"].seconds(jobs)
-                + eval_batches * work["eval"].seconds(jobs)
-                + work["hook"].seconds(jobs)
-            )
-
         epochs = int(settings["epochs"])
         row = {
             "dataset": dataset,
@@ -215,8 +199,8 @@ def estimate(config: dict, sequences_dir: str | Path, jobs_per_gpu: int, say=pri
             "eval_gflop": work["eval"].flops / 1e9,
             "hook_operators": work["hook"].operators,
             "hook_gflop": work["hook"].flops / 1e9,
-            "epoch_seconds_1_job": epoch_seconds(1),
-            "epoch_seconds_shared": epoch_seconds(jobs_per_gpu),
+            "epoch_seconds_1_job": epoch_seconds(work, steps, eval_batches, jobs=1),
+            "epoch_seconds_shared": epoch_seconds(work, steps, eval_batches, jobs=jobs_per_gpu),
         }
         row["gpu_hours_1_job"] = len(keys) * epochs * row["epoch_seconds_1_job"] / 3600
         row["gpu_hours_shared"] = len(keys) * epochs * row["epoch_seconds_shared"] / 3600

@@ -24,7 +24,6 @@ from pathlib import Path
 import torch
 
 from elcrec import ElcrecError
-from elcrec.fileio import atomic_path
 from elcrec.runinfo import current_memory_bytes, native_bfloat16
 
 Batch = dict[str, torch.Tensor]
@@ -214,12 +213,6 @@ class Optimisation:
         torch.set_rng_state(saved["torch_rng"].cpu())
         if saved["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([state.cpu() for state in saved["cuda_rng"]])
-
-
-def save_checkpoint(path: Path, state: dict) -> None:
-    """The resumable state, replaced atomically (a kill mid-write leaves the last one)."""
-    with atomic_path(path) as temporary:
-        torch.save(state, temporary)
 
 
 def load_checkpoint(path: Path, device: torch.device, expected: dict, what: str) -> dict:

@@ -26,10 +26,10 @@ import torch
 from tqdm import tqdm
 
 from elcrec import ElcrecError
-from elcrec.fileio import atomic_path, file_digest, write_json_atomic, write_text_atomic
+from elcrec.fileio import file_digest, save_torch_atomic, write_json_atomic, write_text_atomic
 from elcrec.models.base import PRETRAINING_HEADS, PretrainingData, RecommenderModel
 from elcrec.models.registry import build, model_class
-from elcrec.optimisation import Optimisation, load_checkpoint, save_checkpoint
+from elcrec.optimisation import Optimisation, load_checkpoint
 from elcrec.runinfo import code_version, device_description, library_versions, peak_memory_bytes, resolve_device
 from elcrec.training import history_csv, mean_memory_bytes, peak_memory_kind, tee_log
 
@@ -100,7 +100,7 @@ class Pretrainer:
         }
 
     def save_checkpoint(self, path: Path) -> None:
-        save_checkpoint(path, self.state())
+        save_torch_atomic(path, self.state())  # a kill mid-write leaves the last checkpoint
 
     def load_checkpoint(self, path: Path) -> None:
         expected = {"format": CHECKPOINT_FORMAT, "model_name": self.model_name, "identity": self.identity}
@@ -174,8 +174,7 @@ def pretrain(data: PretrainingData, model_name: str, settings: dict, out_dir: st
         "settings": settings,
         "state": trainer.model.state_dict(),
     }
-    with atomic_path(out_dir / PRETRAINED_FILE) as temporary:
-        torch.save(saved, temporary)
+    save_torch_atomic(out_dir / PRETRAINED_FILE, saved)
     write_text_atomic(out_dir / "history.csv", history_csv(history))
     write_json_atomic(out_dir / METRICS, record)
     (out_dir / CHECKPOINT).unlink(missing_ok=True)

@@ -30,10 +30,10 @@ from elcrec import ElcrecError, snapshots
 from elcrec.data.batches import ItemSets, TrainingData, training_batches
 from elcrec.data.sequences import SequenceData, Split
 from elcrec.evaluation import EvaluationResult, evaluate
-from elcrec.fileio import atomic_path, write_json_atomic, write_text_atomic
+from elcrec.fileio import atomic_path, save_torch_atomic, write_json_atomic, write_text_atomic
 from elcrec.models.base import EpochContext, RecommenderModel
 from elcrec.models.registry import build
-from elcrec.optimisation import NonFiniteLoss, Optimisation, load_checkpoint, save_checkpoint
+from elcrec.optimisation import NonFiniteLoss, Optimisation, load_checkpoint
 from elcrec.runinfo import (
     code_version,
     device_description,
@@ -76,8 +76,7 @@ def save_model_file(
     """The portable model file `elcrec evaluate` reads: name, vocabulary size, settings, weights
     (and the number of users, for models with user-id embeddings)."""
     record = {"model": model_name, "vocab_size": vocab_size, "settings": settings, "state": state, "n_users": n_users}
-    with atomic_path(path) as temporary:
-        torch.save(record, temporary)
+    save_torch_atomic(path, record)
 
 
 def load_model_file(
@@ -136,9 +135,10 @@ class Trainer:
         self.snapshots.append({"epoch": epoch, "label": label, **taken})
 
     # ----- one epoch -----
-    def train_epoch(self) -> dict[str, float]:
-        context = EpochContext(
-            self.epoch,
+    def epoch_context(self, epoch: int) -> EpochContext:
+        """What the model's `on_epoch_start` hook of `epoch` is given."""
+        return EpochContext(
+            epoch,
             self.seed,
             self.split.train_input,
             self.split.train_target,
@@ -147,7 +147,9 @@ class Trainer:
             self.split.train_sequences,
             self.item_sets,
         )
-        self.model.on_epoch_start(context)
+
+    def train_epoch(self) -> dict[str, float]:
+        self.model.on_epoch_start(self.epoch_context(self.epoch))
         self.model.train()
         batches = training_batches(
             self.training_data,
@@ -193,7 +195,7 @@ class Trainer:
         }
 
     def save_checkpoint(self, path: Path) -> None:
-        save_checkpoint(path, self.state())
+        save_torch_atomic(path, self.state())  # a kill mid-write leaves the last checkpoint
 
     def load_checkpoint(self, path: Path) -> None:
         expected = {
