@@ -12,6 +12,15 @@ FIXTURES = REPO / "tests" / "data"
 MIRRORS_VARIABLE = "ELCREC_TEST_MIRRORS"
 
 
+@pytest.fixture(autouse=True)
+def _subnormals_off_after_each_test():
+    """`elcrec` commands called in-process flush subnormals (elcrec.process); no test inherits that."""
+    yield
+    from elcrec.process import flush_subnormals
+
+    flush_subnormals(False)
+
+
 def mirror_folders() -> list[Path]:
     return [Path(folder) for folder in os.environ.get(MIRRORS_VARIABLE, "").split(os.pathsep) if folder]
 

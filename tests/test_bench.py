@@ -50,3 +50,23 @@ def test_a_failing_job_s_message_names_it():
 
     with pytest.raises(ElcrecError, match="job 0 failed"):
         benchmark_shared(str(FIXTURES / "missing.txt"), "sasrec", {"device": "cpu"}, 1, epochs=1, jobs=2)
+
+
+def test_steps_are_timed_from_initialisation_through_the_trainer_s_step(capsys):
+    import pytest
+
+    from elcrec import ElcrecError
+    from elcrec.bench import benchmark_steps
+    from elcrec.data.sequences import SequenceData
+
+    sequences = FIXTURES / "benchmark" / "Beauty.txt"
+    batches = -(-SequenceData.load(sequences).split().n_users // 16)
+    tiny = model_defaults("sasrec") | {"layers": 1, "max_len": 10, "batch_size": 16, "device": "cpu", "threads": 1}
+    summary = benchmark_steps(str(sequences), "sasrec", tiny, 1, steps=2)
+    assert summary["steps"] == 2 and summary["train_seconds_per_step"] > 0
+    assert "2 steps from initialisation (after 1 untimed)" in capsys.readouterr().out
+    assert benchmark_steps(str(sequences), "sasrec", tiny, 1, steps=10**6)["steps"] == batches - 1  # the epoch's rest
+    with pytest.raises(ElcrecError, match="single training batch"):
+        benchmark_steps(str(sequences), "sasrec", tiny | {"batch_size": 10**6}, 1, steps=3)
+    with pytest.raises(ElcrecError, match="at least 1"):
+        benchmark_steps(str(sequences), "sasrec", tiny, 1, steps=0)

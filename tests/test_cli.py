@@ -2,6 +2,7 @@ import argparse
 import hashlib
 import json
 import os
+import platform
 import subprocess
 import sys
 
@@ -99,6 +100,12 @@ def test_train_then_evaluate_a_run(tmp_path, fixtures, capsys):
     assert main([*args, "--threads", "1", "--run-dir", str(run_dir), "--variant", "ELCRec"]) == 0
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["settings"]["threads"] == 1 and metrics["variant"] == "ELCRec"
+    if platform.machine() in ("x86_64", "AMD64"):  # elcrec.process's FTZ/DAZ, recorded with the run
+        assert metrics["device"].endswith(", subnormals flushed")
+    kept = tmp_path / "kept"
+    assert main(["--keep-subnormals", *args, "--threads", "1", "--run-dir", str(kept)]) == 0
+    kept_metrics = json.loads((kept / "metrics.json").read_text())
+    assert not kept_metrics["device"].endswith("flushed") and kept_metrics["test"] == metrics["test"]
     capsys.readouterr()
     assert (
         main(["evaluate", str(run_dir / "model.pt"), "--sequences", sequences, "--json", str(tmp_path / "m.json")]) == 0

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from elcrec import ElcrecError
+from elcrec.process import flush_subnormals
 from elcrec.runinfo import (
     code_version,
     current_memory_bytes,
@@ -37,6 +38,8 @@ def test_cpu_description_and_bfloat16_flags(tmp_path):
     described = device_description(torch.device("cpu"))
     assert described.startswith("cpu: ") and f"({torch.backends.cpu.get_cpu_capability()})" in described
     assert described.endswith(f"{torch.get_num_threads()} threads")
+    if flush_subnormals():
+        assert device_description(torch.device("cpu")) == described + ", subnormals flushed"
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 avx512f\n")
     assert native_bfloat16(cpuinfo) is False

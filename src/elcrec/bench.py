@@ -12,6 +12,7 @@ GPU, as the workflow's `jobs_per_gpu` does), and prints each one's figures and t
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 import subprocess
@@ -25,7 +26,7 @@ import torch
 from elcrec import ElcrecError
 from elcrec.data.batches import training_batches
 from elcrec.data.sequences import MIN_LENGTH, SequenceData
-from elcrec.memory import keep_freed_memory
+from elcrec.process import subnormals_flushed
 from elcrec.runinfo import device_description, peak_memory_bytes, reset_peak_memory
 from elcrec.training import Trainer
 
@@ -34,14 +35,19 @@ def _say(line: str) -> None:
     print(line, file=sys.stdout, flush=True)
 
 
-def benchmark(sequences: str, model: str, settings: dict, seed: int, epochs: int, profile: bool) -> dict:
-    keep_freed_memory()
+def _timed_trainer(sequences: str, model: str, settings: dict, seed: int) -> Trainer:
+    """The run's trainer on the dataset, peak memory reset, and a line saying what is timed where."""
     split = SequenceData.load(sequences, min_length=MIN_LENGTH).split(max_len=settings["max_len"])
     trainer = Trainer(split, model, settings, seed)
     reset_peak_memory(trainer.device)
     _say(
         f"{model} on {sequences}: {split.n_users} users, vocab {split.vocab_size}, {device_description(trainer.device)}"
     )
+    return trainer
+
+
+def benchmark(sequences: str, model: str, settings: dict, seed: int, epochs: int, profile: bool) -> dict:
+    trainer = _timed_trainer(sequences, model, settings, seed)
     train_times, valid_times = [], []
     for epoch in range(epochs):
         started = time.perf_counter()
@@ -78,8 +84,9 @@ def benchmark_shared(sequences: str, model: str, settings: dict, seed: int, epoc
     """`jobs` benchmarks of the model started together, one process each; their steady-state figures.
     Throughput (epochs per hour, all jobs together) against one job alone says what sharing gains."""
     with tempfile.TemporaryDirectory() as folder:
+        keep = [] if subnormals_flushed() else ["--keep-subnormals"]  # the jobs compute as this process does
         commands = [
-            [sys.executable, "-m", "elcrec", "bench", "--sequences", sequences, "--model", model]
+            [sys.executable, "-m", "elcrec", *keep, "bench", "--sequences", sequences, "--model", model]
             + ["--settings", json.dumps(settings), "--seed", str(seed), "--epochs", str(epochs)]
             + ["--summary-json", str(Path(folder) / f"job{job}.json")]
             for job in range(jobs)
@@ -112,7 +119,6 @@ def benchmark_pretraining(sequences: str, attributes: str | None, model: str, se
     """Seconds per pre-training epoch (S3-Rec, DSSRec) and peak memory; pre-training has no validation."""
     from elcrec.pretraining import Pretrainer, load_pretraining_data
 
-    keep_freed_memory()
     data = load_pretraining_data(sequences, attributes, settings["max_len"])
     trainer = Pretrainer(data, model, settings)
     reset_peak_memory(trainer.device)
@@ -132,6 +138,42 @@ def benchmark_pretraining(sequences: str, attributes: str | None, model: str, se
     _say(
         f"steady state: {summary['pretrain_seconds_per_epoch']:.2f} s per pre-training epoch; "
         f"peak memory {summary['peak_memory_bytes'] / 2**20:.0f} MiB"
+    )
+    return summary
+
+
+def benchmark_steps(sequences: str, model: str, settings: dict, seed: int, steps: int) -> dict:
+    """Seconds per training step over the first `steps` steps of the initialised model, after one untimed
+    step (compilation, warm-up), through the trainer's own step (amp, compile): for a model whose epoch
+    takes minutes (IOCRec), or how the first epoch runs. No validation."""
+    if steps < 1:
+        raise ElcrecError(f"--steps must be at least 1, got {steps}")
+    trainer = _timed_trainer(sequences, model, settings, seed)
+    batches = trainer.epoch_batches()
+    trainer.optimisation.epoch(trainer.model.loss, itertools.islice(batches, 1), model, 0)
+    timed = 0
+
+    def counted():
+        nonlocal timed
+        for batch in itertools.islice(batches, steps):
+            timed += 1
+            yield batch
+
+    _synchronise(trainer.device)
+    started = time.perf_counter()
+    trainer.optimisation.epoch(trainer.model.loss, counted(), model, 0)
+    _synchronise(trainer.device)
+    seconds = time.perf_counter() - started
+    if timed == 0:
+        raise ElcrecError(f"--steps: {sequences} has a single training batch; time whole epochs instead")
+    summary = {
+        "train_seconds_per_step": seconds / timed,
+        "steps": timed,
+        "peak_memory_bytes": peak_memory_bytes(trainer.device),
+    }
+    _say(
+        f"{timed} steps from initialisation (after 1 untimed): {summary['train_seconds_per_step'] * 1000:.0f} "
+        f"ms/step; peak memory {summary['peak_memory_bytes'] / 2**20:.0f} MiB"
     )
     return summary
 

@@ -110,11 +110,9 @@ def _full_settings(model: str, given: dict) -> dict:
 def _train(args: argparse.Namespace) -> None:
     from elcrec.data.sequences import MIN_LENGTH, SequenceData
     from elcrec.fileio import file_digest
-    from elcrec.memory import keep_freed_memory
     from elcrec.models.registry import model_class
     from elcrec.training import run
 
-    keep_freed_memory()
     settings = _full_settings(args.model, _settings_argument(args.settings))
     if args.threads is not None:
         settings["threads"] = args.threads
@@ -152,10 +150,8 @@ def _train(args: argparse.Namespace) -> None:
 
 def _pretrain(args: argparse.Namespace) -> None:
     from elcrec.fileio import file_digest
-    from elcrec.memory import keep_freed_memory
     from elcrec.pretraining import load_pretraining_data, pretrain
 
-    keep_freed_memory()
     settings = _full_settings(args.model, _settings_argument(args.settings))
     if args.threads is not None:
         settings["threads"] = args.threads
@@ -232,19 +228,23 @@ def _import_reference(args: argparse.Namespace) -> None:
 
 
 def _bench(args: argparse.Namespace) -> None:
-    from elcrec.bench import benchmark, benchmark_pretraining, benchmark_shared
+    from elcrec.bench import benchmark, benchmark_pretraining, benchmark_shared, benchmark_steps
     from elcrec.fileio import write_json_atomic
 
     given = _settings_argument(args.settings)
     settings = _full_settings(args.model, given)
     if args.jobs < 1:
         raise ElcrecError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.steps is not None and (args.jobs > 1 or args.pretraining or args.profile):
+        raise ElcrecError("--steps times training steps of one job: leave out --jobs, --pretraining and --profile")
     if args.jobs > 1:
         if args.pretraining or args.profile:
             raise ElcrecError("--jobs times training epochs only: leave out --pretraining and --profile")
         benchmark_shared(args.sequences, args.model, given, args.seed, args.epochs, args.jobs)  # each completes them
         return
-    if args.pretraining:
+    if args.steps is not None:
+        summary = benchmark_steps(args.sequences, args.model, settings, args.seed, args.steps)
+    elif args.pretraining:
         summary = benchmark_pretraining(args.sequences, args.attributes, args.model, settings, args.epochs)
     else:
         summary = benchmark(args.sequences, args.model, settings, args.seed, args.epochs, args.profile)
@@ -306,6 +306,10 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+# the commands that train or time models: their process gets elcrec.process's CPU settings first
+COMPUTE_COMMANDS = frozenset({"train", "pretrain", "evaluate", "bench", "scale", "estimate-gpu"})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="elcrec", description=__doc__, formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"elcrec {__version__}")
@@ -313,6 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--log",
         help="write everything the command prints on stderr to this file; an error's message also "
         "reaches the terminal (the workflow's rules use this for logs/)",
+    )
+    parser.add_argument(
+        "--keep-subnormals",
+        action="store_true",
+        help="compute with subnormal floats on the CPU instead of flushing them to zero (the default for "
+        f"{', '.join(sorted(COMPUTE_COMMANDS))}: the same numbers to float rounding, and the contrastive models' "
+        "first training steps up to twice as fast; see elcrec/process.py)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
 
@@ -407,6 +418,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--jobs", type=int, default=1, help="time this many copies at once, one process each (jobs sharing a GPU)"
     )
+    bench.add_argument(
+        "--steps",
+        type=int,
+        help="time this many training steps from initialisation instead of epochs (after one untimed step; "
+        "no validation): for models whose epoch takes minutes",
+    )
     bench.add_argument("--summary-json", help="also write the steady-state figures to this JSON file")
     bench.set_defaults(handler=_bench)
 
@@ -481,6 +498,10 @@ def _stderr_into(log: str | None) -> Iterator[TextIO | None]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in COMPUTE_COMMANDS:
+        from elcrec.process import prepare_process
+
+        prepare_process(keep_subnormals=args.keep_subnormals)  # before torch's first parallel operator
     with _stderr_into(args.log) as terminal:
         args.terminal = terminal  # for the rare line a command wants seen beyond its log
         try:

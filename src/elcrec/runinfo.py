@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from elcrec import __version__
+from elcrec.process import subnormals_flushed
 
 LIBRARIES = ("torch", "numpy", "scipy", "pandas", "faiss-cpu", "snakemake")
 
@@ -81,11 +82,13 @@ def native_bfloat16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool | None:
 
 
 def device_description(device: torch.device) -> str:
-    """Where a number was measured: the GPU's name, or the CPU model, torch's vector ISA and threads."""
+    """Where a number was measured: the GPU's name, or the CPU model, torch's vector ISA, threads and
+    whether subnormals were flushed to zero (elcrec.process)."""
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
     model = _cpuinfo_field("model name") or platform.processor() or platform.machine()
-    return f"cpu: {model} ({torch.backends.cpu.get_cpu_capability()}), {torch.get_num_threads()} threads"
+    described = f"cpu: {model} ({torch.backends.cpu.get_cpu_capability()}), {torch.get_num_threads()} threads"
+    return described + (", subnormals flushed" if subnormals_flushed() else "")
 
 
 def reset_peak_memory(device: torch.device) -> None:

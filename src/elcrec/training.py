@@ -148,17 +148,20 @@ class Trainer:
             self.item_sets,
         )
 
-    def train_epoch(self) -> dict[str, float]:
+    def epoch_batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        """The current epoch's hook run, the model in training mode, and the epoch's batches."""
         self.model.on_epoch_start(self.epoch_context(self.epoch))
         self.model.train()
-        batches = training_batches(
+        return training_batches(
             self.training_data,
             self.settings["batch_size"],
             self.generator,
             views=self.model.needs_views,
             augmentation=self.augmentation,
         )
-        return self.optimisation.epoch(self.model.loss, batches, self.model_name, self.epoch)
+
+    def train_epoch(self) -> dict[str, float]:
+        return self.optimisation.epoch(self.model.loss, self.epoch_batches(), self.model_name, self.epoch)
 
     def evaluate(self, which: str, masking: str | None = None) -> EvaluationResult:
         self.model.eval()
