@@ -63,10 +63,13 @@ def test_steps_are_timed_from_initialisation_through_the_trainer_s_step(capsys):
     batches = -(-SequenceData.load(sequences).split().n_users // 16)
     tiny = model_defaults("sasrec") | {"layers": 1, "max_len": 10, "batch_size": 16, "device": "cpu", "threads": 1}
     summary = benchmark_steps(str(sequences), "sasrec", tiny, 1, steps=2)
-    assert summary["steps"] == 2 and summary["train_seconds_per_step"] > 0
+    assert summary["steps"] == 2 and summary["seconds_per_step"] > 0
     assert "2 steps from initialisation (after 1 untimed)" in capsys.readouterr().out
     assert benchmark_steps(str(sequences), "sasrec", tiny, 1, steps=10**6)["steps"] == batches - 1  # the epoch's rest
-    with pytest.raises(ElcrecError, match="single training batch"):
+    with pytest.raises(ElcrecError, match="single batch"):
         benchmark_steps(str(sequences), "sasrec", tiny | {"batch_size": 10**6}, 1, steps=3)
     with pytest.raises(ElcrecError, match="at least 1"):
         benchmark_steps(str(sequences), "sasrec", tiny, 1, steps=0)
+    dssrec = model_defaults("dssrec") | {"layers": 1, "max_len": 10, "pretrain_batch_size": 16, "device": "cpu"}
+    summary = benchmark_steps(str(sequences), "dssrec", dssrec | {"threads": 1}, 1, steps=2, pretraining=True)
+    assert summary["steps"] == 2 and "2 pre-training steps from initialisation" in capsys.readouterr().out

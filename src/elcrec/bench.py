@@ -46,6 +46,17 @@ def _timed_trainer(sequences: str, model: str, settings: dict, seed: int) -> Tra
     return trainer
 
 
+def _timed_pretrainer(sequences: str, attributes: str | None, model: str, settings: dict):
+    """The pre-trainer (S3-Rec, DSSRec) on the dataset, peak memory reset, and the line of `_timed_trainer`."""
+    from elcrec.pretraining import Pretrainer, load_pretraining_data
+
+    data = load_pretraining_data(sequences, attributes, settings["max_len"])
+    trainer = Pretrainer(data, model, settings)
+    reset_peak_memory(trainer.device)
+    _say(f"{model} pre-training on {sequences}: vocab {data.vocab_size}, {device_description(trainer.device)}")
+    return trainer
+
+
 def benchmark(sequences: str, model: str, settings: dict, seed: int, epochs: int, profile: bool) -> dict:
     trainer = _timed_trainer(sequences, model, settings, seed)
     train_times, valid_times = [], []
@@ -117,12 +128,7 @@ def benchmark_shared(sequences: str, model: str, settings: dict, seed: int, epoc
 
 def benchmark_pretraining(sequences: str, attributes: str | None, model: str, settings: dict, epochs: int) -> dict:
     """Seconds per pre-training epoch (S3-Rec, DSSRec) and peak memory; pre-training has no validation."""
-    from elcrec.pretraining import Pretrainer, load_pretraining_data
-
-    data = load_pretraining_data(sequences, attributes, settings["max_len"])
-    trainer = Pretrainer(data, model, settings)
-    reset_peak_memory(trainer.device)
-    _say(f"{model} pre-training on {sequences}: vocab {data.vocab_size}, {device_description(trainer.device)}")
+    trainer = _timed_pretrainer(sequences, attributes, model, settings)
     times = []
     for epoch in range(epochs):
         started = time.perf_counter()
@@ -142,15 +148,31 @@ def benchmark_pretraining(sequences: str, attributes: str | None, model: str, se
     return summary
 
 
-def benchmark_steps(sequences: str, model: str, settings: dict, seed: int, steps: int) -> dict:
-    """Seconds per training step over the first `steps` steps of the initialised model, after one untimed
-    step (compilation, warm-up), through the trainer's own step (amp, compile): for a model whose epoch
-    takes minutes (IOCRec), or how the first epoch runs. No validation."""
+def benchmark_steps(
+    sequences: str,
+    model: str,
+    settings: dict,
+    seed: int,
+    steps: int,
+    attributes: str | None = None,
+    *,
+    pretraining: bool = False,
+) -> dict:
+    """Seconds per step over the first `steps` steps of the initialised model, after one untimed step
+    (compilation, warm-up), through the trainer's own step (amp, compile): training steps, or with
+    `pretraining` pre-training steps (S3-Rec, DSSRec; `seed` is then the settings' pretrain_seed). For
+    a model whose epoch takes minutes (IOCRec, S3-Rec's pre-training), or how the first epoch runs.
+    No validation."""
     if steps < 1:
         raise ElcrecError(f"--steps must be at least 1, got {steps}")
-    trainer = _timed_trainer(sequences, model, settings, seed)
+    if pretraining:
+        trainer = _timed_pretrainer(sequences, attributes, model, settings)
+        loss, what = trainer.model.pretraining_loss, f"{model} pre-training"
+    else:
+        trainer = _timed_trainer(sequences, model, settings, seed)
+        loss, what = trainer.model.loss, model
     batches = trainer.epoch_batches()
-    trainer.optimisation.epoch(trainer.model.loss, itertools.islice(batches, 1), model, 0)
+    trainer.optimisation.epoch(loss, itertools.islice(batches, 1), what, 0)
     timed = 0
 
     def counted():
@@ -161,19 +183,19 @@ def benchmark_steps(sequences: str, model: str, settings: dict, seed: int, steps
 
     _synchronise(trainer.device)
     started = time.perf_counter()
-    trainer.optimisation.epoch(trainer.model.loss, counted(), model, 0)
+    trainer.optimisation.epoch(loss, counted(), what, 0)
     _synchronise(trainer.device)
     seconds = time.perf_counter() - started
     if timed == 0:
-        raise ElcrecError(f"--steps: {sequences} has a single training batch; time whole epochs instead")
+        raise ElcrecError(f"--steps: {sequences} gives a single batch; time whole epochs instead")
     summary = {
-        "train_seconds_per_step": seconds / timed,
+        "seconds_per_step": seconds / timed,
         "steps": timed,
         "peak_memory_bytes": peak_memory_bytes(trainer.device),
     }
     _say(
-        f"{timed} steps from initialisation (after 1 untimed): {summary['train_seconds_per_step'] * 1000:.0f} "
-        f"ms/step; peak memory {summary['peak_memory_bytes'] / 2**20:.0f} MiB"
+        f"{timed} {'pre-training ' if pretraining else ''}steps from initialisation (after 1 untimed): "
+        f"{summary['seconds_per_step'] * 1000:.0f} ms/step; peak memory {summary['peak_memory_bytes'] / 2**20:.0f} MiB"
     )
     return summary
 

@@ -235,15 +235,17 @@ def _bench(args: argparse.Namespace) -> None:
     settings = _full_settings(args.model, given)
     if args.jobs < 1:
         raise ElcrecError(f"--jobs must be at least 1, got {args.jobs}")
-    if args.steps is not None and (args.jobs > 1 or args.pretraining or args.profile):
-        raise ElcrecError("--steps times training steps of one job: leave out --jobs, --pretraining and --profile")
+    if args.steps is not None and (args.jobs > 1 or args.profile):
+        raise ElcrecError("--steps times the steps of one job: leave out --jobs and --profile")
     if args.jobs > 1:
         if args.pretraining or args.profile:
             raise ElcrecError("--jobs times training epochs only: leave out --pretraining and --profile")
         benchmark_shared(args.sequences, args.model, given, args.seed, args.epochs, args.jobs)  # each completes them
         return
     if args.steps is not None:
-        summary = benchmark_steps(args.sequences, args.model, settings, args.seed, args.steps)
+        summary = benchmark_steps(
+            args.sequences, args.model, settings, args.seed, args.steps, args.attributes, pretraining=args.pretraining
+        )
     elif args.pretraining:
         summary = benchmark_pretraining(args.sequences, args.attributes, args.model, settings, args.epochs)
     else:
@@ -421,8 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--steps",
         type=int,
-        help="time this many training steps from initialisation instead of epochs (after one untimed step; "
-        "no validation): for models whose epoch takes minutes",
+        help="time this many steps from initialisation instead of epochs (after one untimed step; no "
+        "validation; with --pretraining, pre-training steps): for models whose epoch takes minutes",
     )
     bench.add_argument("--summary-json", help="also write the steady-state figures to this JSON file")
     bench.set_defaults(handler=_bench)

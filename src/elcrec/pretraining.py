@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -79,13 +79,16 @@ class Pretrainer:
         self.epoch = 0  # the next epoch to run
         self.history: list[dict] = []
 
-    def pretrain_epoch(self) -> dict[str, float]:
+    def epoch_batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        """The model in training mode, and the current epoch's pre-training batches."""
         self.model.train()
-        batches = self.model.pretraining_batches(
+        return self.model.pretraining_batches(
             self.data, int(self.settings["pretrain_batch_size"]), self.optimisation.generator
         )
+
+    def pretrain_epoch(self) -> dict[str, float]:
         return self.optimisation.epoch(
-            self.model.pretraining_loss, batches, f"{self.model_name} pre-training", self.epoch
+            self.model.pretraining_loss, self.epoch_batches(), f"{self.model_name} pre-training", self.epoch
         )
 
     def state(self) -> dict:

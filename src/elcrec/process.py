@@ -7,17 +7,17 @@
   and a high trim threshold keeps freed heap memory for the next step. Peak memory is unchanged;
   the process simply does not give memory back to the OS between steps. A no-op without glibc.
 - **Flush subnormal floats to zero** (x86 FTZ/DAZ). A float32 below 1.2e-38 in magnitude is
-  subnormal, and x86 cores compute with one up to a hundred times slower than with a normal
+  subnormal, and x86 cores compute with one about a hundred times slower than with a normal
   number. Contrastive losses fill their gradients with them: softmax probabilities such as
   exp(-100) over the flattened [b, 50 x 64] views of ICLRec, ELCRec and CL4SRec. There a
   [256, 256] @ [256, 3200] matmul took 32 ms instead of 3 ms, and the first training steps took
   1.4 to 2.1 times as long (README, Speed). Flushing drops only what a float32 sum next to a
-  normal number cannot hold: 30 ICLRec training steps on Beauty left every weight bit-identical;
-  elsewhere last bits may differ, as with another summation order. GPUs compute with subnormals
-  at full speed, so this concerns the CPU only. The setting is per thread, and a worker thread
-  takes its creator's at birth: it must be made before torch starts its thread pool (the first
-  parallel operator), which is why `elcrec` applies it first thing. `elcrec --keep-subnormals`
-  leaves it off.
+  normal number cannot hold: two ICLRec epochs on Beauty gave identical test metrics; ELCRec's
+  differed by a user or two, from last-bit differences such as another summation order makes.
+  GPUs compute with subnormals at full speed, so this concerns the CPU only. The setting is per
+  thread, and a worker thread takes its creator's at birth: it must be made before torch starts
+  its thread pool (the first parallel operator), which is why `elcrec` applies it first thing.
+  `elcrec --keep-subnormals` leaves it off.
 """
 
 from __future__ import annotations
