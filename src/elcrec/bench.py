@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 
 from elcrec import ElcrecError
-from elcrec.data.batches import training_batches
 from elcrec.data.sequences import MIN_LENGTH, SequenceData
+from elcrec.pretraining import Pretrainer, load_pretraining_data
 from elcrec.process import subnormals_flushed
 from elcrec.runinfo import device_description, peak_memory_bytes, reset_peak_memory
 from elcrec.training import Trainer
@@ -46,10 +46,8 @@ def _timed_trainer(sequences: str, model: str, settings: dict, seed: int) -> Tra
     return trainer
 
 
-def _timed_pretrainer(sequences: str, attributes: str | None, model: str, settings: dict):
+def _timed_pretrainer(sequences: str, attributes: str | None, model: str, settings: dict) -> Pretrainer:
     """The pre-trainer (S3-Rec, DSSRec) on the dataset, peak memory reset, and the line of `_timed_trainer`."""
-    from elcrec.pretraining import Pretrainer, load_pretraining_data
-
     data = load_pretraining_data(sequences, attributes, settings["max_len"])
     trainer = Pretrainer(data, model, settings)
     reset_peak_memory(trainer.device)
@@ -205,28 +203,26 @@ def _profile_steps(trainer: Trainer, steps: int = 10) -> None:
 
     model, optimizer = trainer.model, trainer.optimizer
     model.train()
-    batches = training_batches(
-        trainer.training_data,
-        trainer.settings["batch_size"],
-        trainer.generator,
-        views=model.needs_views,
-        augmentation=trainer.augmentation,
-    )
+    batches = trainer.batches()  # built on the model's device, negatives and views included
     timings = {"batch": 0.0, "forward": 0.0, "backward+step": 0.0}
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
         done = 0
         for _ in range(steps):
+            _synchronise(trainer.device)
             started = time.perf_counter()
-            cpu_batch = next(batches, None)  # the batch's negatives and views are built here
-            if cpu_batch is None:
+            next_batch = next(batches, None)
+            if next_batch is None:
                 break
-            batch = {key: value.to(trainer.device) for key, value in cpu_batch.items()}
+            batch = next_batch
+            _synchronise(trainer.device)
             built = time.perf_counter()
             losses = model.loss(batch)
+            _synchronise(trainer.device)
             forward = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
             optimizer.step()
+            _synchronise(trainer.device)
             finished = time.perf_counter()
             timings["batch"] += built - started
             timings["forward"] += forward - built

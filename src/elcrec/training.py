@@ -152,6 +152,10 @@ class Trainer:
         """The current epoch's hook run, the model in training mode, and the epoch's batches."""
         self.model.on_epoch_start(self.epoch_context(self.epoch))
         self.model.train()
+        return self.batches()
+
+    def batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        """The epoch's batches alone, without the epoch's hook (`bench --profile` times steps with it)."""
         return training_batches(
             self.training_data,
             self.settings["batch_size"],

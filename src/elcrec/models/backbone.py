@@ -108,16 +108,19 @@ class SelfAttention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    def __init__(self, settings: BackboneSettings) -> None:
+    """LayerNorm(Dropout(W2 GELU(W1 x)) + x); without `residual` (MAERec's IntermediateLayer) no + x."""
+
+    def __init__(self, settings: BackboneSettings, residual: bool = True, eps: float = LAYER_NORM_EPS) -> None:
         super().__init__()
+        self.residual = residual
         self.expand = nn.Linear(settings.hidden_size, settings.inner_size)
         self.contract = nn.Linear(settings.inner_size, settings.hidden_size)
         self.dropout = Dropout(settings.dropout)
-        self.norm = nn.LayerNorm(settings.hidden_size, eps=LAYER_NORM_EPS)
+        self.norm = nn.LayerNorm(settings.hidden_size, eps=eps)
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
-        hidden = self.contract(functional.gelu(self.expand(states), approximate="none"))
-        return self.norm(self.dropout(hidden) + states)
+        hidden = self.dropout(self.contract(functional.gelu(self.expand(states), approximate="none")))
+        return self.norm(hidden + states if self.residual else hidden)
 
 
 class Block(nn.Module):

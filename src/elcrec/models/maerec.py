@@ -60,7 +60,7 @@ from torch.nn import functional
 
 from elcrec.data.graphs import normalised, sparse, within_distance
 from elcrec.data.sequences import SequenceData
-from elcrec.models.backbone import Backbone, BackboneSettings, Dropout, SelfAttention
+from elcrec.models.backbone import Backbone, BackboneSettings, Dropout, FeedForward, SelfAttention
 from elcrec.models.base import Batch, EpochContext, RecommenderModel
 from elcrec.models.losses import next_item_bce
 from elcrec.models.registry import register
@@ -225,20 +225,6 @@ class EdgeDecoder(nn.Module):
         return torch.exp(self.mlp(torch.cat(features, dim=-1))[..., 0])
 
 
-class FeedForward(nn.Module):
-    """IntermediateLayer (model.py:224-236): LayerNorm(Dropout(W2 GELU(W1 x))), no residual."""
-
-    def __init__(self, settings: BackboneSettings) -> None:
-        super().__init__()
-        self.expand = nn.Linear(settings.hidden_size, settings.inner_size)
-        self.contract = nn.Linear(settings.inner_size, settings.hidden_size)
-        self.dropout = Dropout(settings.dropout)
-        self.norm = nn.LayerNorm(settings.hidden_size, eps=NORM_EPS)
-
-    def forward(self, states: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.dropout(self.contract(functional.gelu(self.expand(states), approximate="none"))))
-
-
 class LayerSumTransformer(nn.Module):
     """The official SASRec (model.py:109-149): input ids and an item table -> the sum of the
     embedding layer's and every block's outputs [b, L, d] (or [b, d] at the last position)."""
@@ -253,7 +239,10 @@ class LayerSumTransformer(nn.Module):
         self.attention = nn.ModuleList(SelfAttention(settings) for _ in range(settings.layers))
         for block in self.attention:
             block.norm.eps = NORM_EPS
-        self.feed_forward = nn.ModuleList(FeedForward(settings) for _ in range(settings.layers))
+        # IntermediateLayer (model.py:224-236): LayerNorm(Dropout(W2 GELU(W1 x))), no residual
+        self.feed_forward = nn.ModuleList(
+            FeedForward(settings, residual=False, eps=NORM_EPS) for _ in range(settings.layers)
+        )
         self.apply(_xavier)
 
     def forward(self, input_ids: torch.Tensor, items: torch.Tensor, last_only: bool = False) -> torch.Tensor:
