@@ -4,7 +4,9 @@ import pytest
 import torch
 from model_helpers import VOCAB, epoch_context, settings_for, tiny_batch, tiny_sequences
 
+from elcrec import ElcrecError
 from elcrec.models.base import RecommenderModel, encode_in_blocks, mean_pooled_users
+from elcrec.models.losses import next_item_bce, next_item_ce
 from elcrec.models.registry import MODELS, build, model_class
 
 model_class("sasrec")  # registers the built-in models
@@ -62,3 +64,27 @@ def test_every_model_module_is_found_without_a_list():
     modules = {module.name for module in pkgutil.iter_modules(package.__path__)} - NOT_MODELS
     classes = {cls.__module__.rsplit(".", 1)[1] for cls in MODELS.values()}
     assert modules == classes and len(registered()) == len(modules)  # one model per model module
+
+
+@pytest.mark.parametrize("model", ["sasrec", "cl4srec", "iclrec", "elcrec", "s3rec", "dssrec"])
+def test_every_sasrec_backbone_model_trains_with_the_chosen_next_item_loss(model):
+    batch = tiny_batch()
+    for kind in ("bce", "ce"):
+        torch.manual_seed(0)
+        built = build(model, VOCAB, settings_for(model, next_item_loss=kind)).eval()  # no dropout
+        found = built.loss(batch)["next_item"]
+        outputs = built.backbone(batch["input"])
+        if kind == "ce":
+            expected = next_item_ce(outputs, built.backbone.item_embedding.weight, batch)
+        else:
+            expected = next_item_bce(outputs, built.backbone.item_embedding, batch)
+        assert found.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [("next_item_loss", "softmax", "next_item_loss is 'softmax'"), ("ce_negatives", 0, "ce_negatives is 0")],
+)
+def test_next_item_settings_are_checked_when_the_model_is_built(setting, value, message):
+    with pytest.raises(ElcrecError, match=message):
+        build("sasrec", VOCAB, settings_for("sasrec", **{setting: value}))

@@ -247,3 +247,70 @@ def test_the_project_claims_file_loads_and_names_known_rules(tmp_path):
     bad.write_text("claims:\n  - {id: x, section: s, sentence: t, rule: nonsense}\n")
     with pytest.raises(ElcrecError, match="unknown rule 'nonsense'"):
         claims.load(bad)
+    beyond = claims.load(REPO / "config" / "claims.yaml", "beyond")
+    assert {claim["rule"] for claim in beyond} == {"published_beats", "beats_significantly"}
+    assert claims.load(bad, "beyond") == []  # a file without beyond-the-paper verdicts
+
+
+def strong_baselines(sasrec_ce: float, elcrec_ce: float, status: str = "ok") -> dict[str, pd.DataFrame]:
+    """The cross-entropy section's tables on two datasets x two metrics: the published ELCRec at 0.05,
+    SASRec-CE and ELCRec-CE at the given means (ELCRec-CE's p-value 0.01 where it is higher)."""
+    rows, tests = [], []
+    for dataset in ("beauty", "toys"):
+        for metric in ("HR@5", "NDCG@5"):
+            rows.append(
+                {"dataset": dataset, "metric": metric, "column": "ELCRec (paper)", "status": "ok", "mean": 0.05}
+            )
+            for column, mean, column_status in (("SASRec-CE", sasrec_ce, status), ("ELCRec-CE", elcrec_ce, "ok")):
+                cell = f"{dataset}--{column}"
+                ok = column_status == "ok"
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "metric": metric,
+                        "column": column,
+                        "model": column.split("-")[0].lower(),
+                        "variant": "ce",
+                        "cell": cell,
+                        "status": column_status,
+                        "mean": mean if ok else None,
+                    }
+                )
+            tests.append(
+                {
+                    "dataset": dataset,
+                    "metric": metric,
+                    "better": "ELCRec-CE",
+                    "other": "SASRec-CE",
+                    "status": status,
+                    "better_mean": elcrec_ce,
+                    "other_mean": sasrec_ce if status == "ok" else None,
+                    "improvement_pct": (elcrec_ce - sasrec_ce) / sasrec_ce * 100,
+                    "student_p": 0.01 if status == "ok" else None,
+                    "wilcoxon": 0.2,
+                }
+            )
+    return {"strong_baselines": pd.DataFrame(rows), "strong_baseline_tests": pd.DataFrame(tests)}
+
+
+def test_published_elcrec_against_a_cross_entropy_baseline():
+    params = TWO | {"column": "SASRec-CE"}
+    beaten = claims.RULES["published_beats"](strong_baselines(sasrec_ce=0.04, elcrec_ce=0.06), params)
+    assert beaten.verdict == HOLDS and beaten.value == 1.0
+    stronger = claims.RULES["published_beats"](strong_baselines(sasrec_ce=0.07, elcrec_ce=0.08), params)
+    assert stronger.verdict == FAILS and stronger.value == 0.0 and "not in beauty HR@5" in stronger.detail
+    missing = claims.RULES["published_beats"](strong_baselines(0.04, 0.06, status="missing"), params)
+    assert missing.verdict == UNTESTABLE and "cross-entropy runs missing" in missing.detail
+
+
+def test_clustering_adds_to_a_cross_entropy_encoder_needs_a_higher_mean_and_p_below_alpha():
+    params = TWO | {"better": "ELCRec-CE", "other": "SASRec-CE", "alpha": 0.05}
+    adds = claims.RULES["beats_significantly"](strong_baselines(sasrec_ce=0.07, elcrec_ce=0.08), params)
+    assert adds.verdict == HOLDS and adds.value == 1.0 and "mean gain 14.29%" in adds.detail
+    worse = claims.RULES["beats_significantly"](strong_baselines(sasrec_ce=0.08, elcrec_ce=0.07), params)
+    assert worse.verdict == FAILS and worse.value == 0.0
+    tables = strong_baselines(sasrec_ce=0.07, elcrec_ce=0.08)
+    tables["strong_baseline_tests"]["student_p"] = 0.2  # higher, but not significantly
+    assert claims.RULES["beats_significantly"](tables, params).verdict == FAILS
+    tables["strong_baseline_tests"]["student_p"] = None  # one seed: no t-test
+    assert claims.RULES["beats_significantly"](tables, params).verdict == UNTESTABLE

@@ -3,7 +3,14 @@ import math
 import pytest
 import torch
 
-from elcrec.models.losses import cluster_loss, info_nce, nearest_centre, squared_distances
+from elcrec.models.losses import (
+    cluster_loss,
+    info_nce,
+    nearest_centre,
+    next_item_ce,
+    next_item_loss,
+    squared_distances,
+)
 
 
 def test_info_nce_by_hand():
@@ -57,3 +64,50 @@ def test_nearest_centre_is_the_euclidean_argmin():
     expected = torch.cdist(states.reshape(-1, 4), centres).argmin(dim=1).reshape(3, 6)
     assert torch.equal(nearest_centre(states, centres), expected)
     assert torch.allclose(squared_distances(states[0], centres), torch.cdist(states[0], centres) ** 2, atol=1e-5)
+
+
+def ce_batch():
+    generator = torch.Generator().manual_seed(5)
+    outputs = torch.randn(2, 4, 3, generator=generator)
+    table = torch.randn(7, 3, generator=generator)  # rows: padding 0, items 1..5, mask 6
+    # padding at the first positions; user 0's history (items 2, 3) stays in the softmax
+    target = torch.tensor([[0, 2, 3, 5], [0, 0, 1, 1]])
+    return outputs, table, {"target": target}
+
+
+def test_next_item_ce_by_hand():
+    outputs, table, batch = ce_batch()
+    expected = []
+    for row in range(2):
+        for position in range(4):
+            target = int(batch["target"][row, position])
+            if target == 0:
+                continue  # padding positions are ignored
+            logits = torch.stack([outputs[row, position] @ table[item] for item in range(1, 6)])
+            expected.append(torch.logsumexp(logits, dim=0) - outputs[row, position] @ table[target])
+    found = next_item_ce(outputs, table, batch)
+    assert found.item() == pytest.approx(torch.stack(expected).mean().item(), rel=1e-6)
+
+
+def test_sampled_ce_with_every_item_is_the_full_loss():
+    outputs, table, batch = ce_batch()
+    full = next_item_ce(outputs, table, batch)
+    for _ in range(3):  # every draw order
+        assert next_item_ce(outputs, table, batch, negatives=5).item() == pytest.approx(full.item(), rel=1e-6)
+
+
+def test_sampled_ce_differs_with_fewer_items_and_keeps_gradients():
+    outputs, table, batch = ce_batch()
+    table.requires_grad_(True)
+    torch.manual_seed(0)
+    sampled = next_item_ce(outputs, table, batch, negatives=2)
+    assert sampled.item() < next_item_ce(outputs, table, batch).item()
+    sampled.backward()
+    assert table.grad[0].abs().sum() == 0 and table.grad[6].abs().sum() == 0  # padding and mask rows: no class
+
+
+def test_next_item_ce_of_padding_only_is_zero_and_kinds_are_checked():
+    outputs, table, _ = ce_batch()
+    assert next_item_ce(outputs, table, {"target": torch.zeros(2, 4, dtype=torch.long)}).item() == 0
+    with pytest.raises(ValueError, match="next_item_loss"):
+        next_item_loss("softmax", outputs, torch.nn.Embedding(7, 3), {"target": torch.zeros(2, 4)}, 10)

@@ -22,7 +22,8 @@ def test_layers_apply_in_order():
     assert (beauty["alpha"], beauty["fusion"], beauty["epochs"], beauty["threads"]) == (10.0, "shift", 8, 1)
     assert resolve(CONFIG, "beauty", "elcrec", "B")["alpha"] == 0.5
     plain = resolve(CONFIG, "beauty", "sasrec", "default")
-    assert plain == package_defaults() | {"epochs": 7, "threads": 1}
+    assert plain == model_defaults("sasrec") | {"epochs": 7, "threads": 1}
+    assert set(model_defaults("sasrec")) - set(package_defaults()) == {"next_item_loss", "ce_negatives"}
     assert set(model_defaults("elcrec")) > set(package_defaults())
 
 

@@ -9,7 +9,7 @@ from conftest import REPO
 from run_helpers import write_diverged_run, write_run, write_stats
 
 from elcrec.report import tables
-from elcrec.stats import load_paper, per_user_metric, seed_test
+from elcrec.stats import cell_id, load_paper, per_user_metric, seed_test
 
 REGISTERED = {"sasrec", "cl4srec", "iclrec", "elcrec"}
 
@@ -165,20 +165,23 @@ def test_missing_runs_name_their_targets(built):
     _, result = built
     missing = result["missing"]
     sasrec = missing[(missing["model"] == "sasrec") & (missing["dataset"] == "beauty")]
-    assert sasrec["target"].tolist() == [f"results/runs/beauty/sasrec/default/seed{s}/metrics.json" for s in (1, 2)]
+    assert sasrec["target"].tolist() == [
+        f"results/runs/beauty/sasrec/{variant}/seed{s}/metrics.json" for variant in ("default", "ce") for s in (1, 2)
+    ]
+    assert set(sasrec.loc[sasrec["variant"] == "ce", "table"]) == {"Beyond: cross-entropy"}
     assert set(missing.loc[missing["model"] == "bprmf", "status"]) == {"pending"}
     assert set(missing.loc[missing["model"] == "bprmf", "target"]) == {""}
     assert not (
         (missing["dataset"] == "beauty") & (missing["model"] == "elcrec") & (missing["variant"] == "ELCRec")
     ).any()
-    assert {"Table 1", "Table 10", "Table 8", "Table 9"} == set(missing["table"])
+    assert {"Table 1", "Table 10", "Table 8", "Table 9", "Beyond: cross-entropy"} == set(missing["table"])
 
 
 def test_provenance_rows_and_cell_ids(built):
     _, result = built
     runs = result["runs"]
     assert len(runs) == 10 and {"beauty--elcrec--cost", "beauty--elcrec--alpha-0_1"} <= set(runs["cell"])
-    assert tables.cell_id("beauty", "elcrec", "B+ICL") == "beauty--elcrec--B_ICL"
+    assert cell_id("beauty", "elcrec", "B+ICL") == "beauty--elcrec--B_ICL"
     row = runs[(runs["variant"] == "ELCRec") & (runs["seed"] == 1)].iloc[0]
     assert row["settings_hash"] == tables.settings_hash({"masking": "zero", "alpha": 10, "clusters": 256})
     assert (row["code_version"], row["data_sha256"], row["peak_memory_mb"]) == ("v0-test", "ab" * 32, 512.0)
@@ -232,7 +235,9 @@ def test_a_diverged_run_is_present_listed_and_kept_out_of_every_number(tmp_path,
     assert table1.loc[("beauty", "SASRec", "HR@5"), "status"] == "diverged"
     assert table1.loc[("beauty", "ELCRec", "HR@5"), "rank"] == 1  # the only ranked column
     missing = result["missing"]
-    assert not ((missing["model"] == "sasrec") & (missing["dataset"] == "beauty")).any()
+    assert not (
+        (missing["model"] == "sasrec") & (missing["dataset"] == "beauty") & (missing["variant"] == "default")
+    ).any()
     diverged = result["diverged"]
     assert diverged["seed"].tolist() == [1, 2] and "epoch 4, step 7" in diverged["divergence"].iloc[0]
     assert set(result["runs"]["status"]) == {"ok", "diverged"}  # provenance lists them too

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,11 @@ from scipy import stats as scipy_stats
 from elcrec import ElcrecError
 
 CELL = ["dataset", "model", "variant", "split", "metric"]
+
+
+def cell_id(dataset: str, model: str, variant: str) -> str:
+    """Anchor of one (dataset, model, variant) cell in the report's provenance section."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", f"{dataset}--{model}--{variant}")
 
 
 def collect_runs(root: str | Path) -> pd.DataFrame:

@@ -27,10 +27,11 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from elcrec import ElcrecError
 from elcrec.data.batches import ItemSets
 from elcrec.data.sequences import SequenceData
 from elcrec.models.backbone import Backbone, BackboneSettings
-from elcrec.models.losses import next_item_bce
+from elcrec.models.losses import NEXT_ITEM_LOSSES, next_item_loss
 
 Batch = dict[str, torch.Tensor]
 # the submodule of a pre-training model that only pre-training uses (its heads, attribute table)
@@ -61,6 +62,25 @@ PRETRAINING_SETTINGS = frozenset(BackboneSettings.__dataclass_fields__) | {
     "weight_decay",
     "amp",
 }
+
+
+# the next-item loss of every model on the SASRec backbone: `bce` (the code's), `ce` or `sampled_ce`
+# with `ce_negatives` items (losses.next_item_loss; docs/BEYOND.md)
+NEXT_ITEM_DEFAULTS = {"next_item_loss": "bce", "ce_negatives": 1000}
+
+
+class NextItemObjective:
+    """A model's next-item loss from its settings, checked once when the model is built."""
+
+    def __init__(self, settings: dict) -> None:
+        self.kind, self.negatives = settings["next_item_loss"], settings["ce_negatives"]
+        if self.kind not in NEXT_ITEM_LOSSES:
+            raise ElcrecError(f"next_item_loss is {self.kind!r}; expected one of {list(NEXT_ITEM_LOSSES)}")
+        if isinstance(self.negatives, bool) or not isinstance(self.negatives, int) or self.negatives < 1:
+            raise ElcrecError(f"ce_negatives is {self.negatives!r}; expected a whole number of at least 1")
+
+    def __call__(self, outputs: torch.Tensor, embedding: nn.Embedding, batch: Batch) -> torch.Tensor:
+        return next_item_loss(self.kind, outputs, embedding, batch, self.negatives)
 
 
 @dataclass(frozen=True)
@@ -148,15 +168,18 @@ class RecommenderModel(nn.Module):
 
 class NextItemRecommender(RecommenderModel):
     """SASRec as the reference trains it (PROTOCOL.md "Next-item loss"): the backbone, binary
-    cross-entropy with one sampled negative per position, scores from the last position. SASRec itself,
-    and the fine-tuning stage of the pre-training baselines (S3-Rec, DSSRec)."""
+    cross-entropy with one sampled negative per position (or `next_item_loss`), scores from the last
+    position. SASRec itself, and the fine-tuning stage of the pre-training baselines (S3-Rec, DSSRec)."""
+
+    defaults: ClassVar[dict] = NEXT_ITEM_DEFAULTS
 
     def __init__(self, vocab_size: int, settings: dict) -> None:
         super().__init__()
         self.backbone = backbone_from(vocab_size, settings)
+        self.next_item = NextItemObjective(settings)
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        next_item = next_item_bce(self.backbone(batch["input"]), self.backbone.item_embedding, batch)
+        next_item = self.next_item(self.backbone(batch["input"]), self.backbone.item_embedding, batch)
         return {"next_item": next_item, "total": next_item}
 
     def score(self, batch: Batch) -> torch.Tensor:

@@ -79,17 +79,21 @@ MIN_WINDOW = 3  # a split point in [1, len - 2] needs at least 3 items
 class DSSRec(NextItemRecommender):  # fine-tuning: SASRec
     name = "dssrec"
     pretrains = True
-    defaults = PRETRAINING_DEFAULTS | {
-        "heads": 1,  # paper / re-implementation (num_attention_heads 1); docs/BASELINES.md
-        "epochs": 200,  # re-implementation's fine-tuning (utils.py --epochs 200); docs/BASELINES.md
-        "patience": 10,  # re-implementation's finetuner.py: EarlyStopping(patience=10) on NDCG@20
-        "pretrain_epochs": 300,  # re-implementation's --pre_epochs 300; docs/BASELINES.md
-        "pretrain_batch_size": 256,  # re-implementation's --pre_batch_size 256; docs/BASELINES.md
-        "intents": 4,  # K: re-implementation's --num_intents 4; docs/BASELINES.md
-        "confidence": 0.5,  # lambda, the share of (sequence, intent) pairs kept: --lambda_ 0.5; docs/BASELINES.md
-        "s2i_weight": 1.0,  # re-implementation's --s2i_weight 1.0
-        "s2s_weight": 1.0,  # re-implementation's --s2s_weight 1.0
-    }
+    defaults = (
+        PRETRAINING_DEFAULTS
+        | NextItemRecommender.defaults
+        | {
+            "heads": 1,  # paper / re-implementation (num_attention_heads 1); docs/BASELINES.md
+            "epochs": 200,  # re-implementation's fine-tuning (utils.py --epochs 200); docs/BASELINES.md
+            "patience": 10,  # re-implementation's finetuner.py: EarlyStopping(patience=10) on NDCG@20
+            "pretrain_epochs": 300,  # re-implementation's --pre_epochs 300; docs/BASELINES.md
+            "pretrain_batch_size": 256,  # re-implementation's --pre_batch_size 256; docs/BASELINES.md
+            "intents": 4,  # K: re-implementation's --num_intents 4; docs/BASELINES.md
+            "confidence": 0.5,  # lambda, the share of (sequence, intent) pairs kept: --lambda_ 0.5; docs/BASELINES.md
+            "s2i_weight": 1.0,  # re-implementation's --s2i_weight 1.0
+            "s2s_weight": 1.0,  # re-implementation's --s2s_weight 1.0
+        }
+    )
     pretraining_settings = PRETRAINING_SETTINGS | {
         "intents",
         "confidence",

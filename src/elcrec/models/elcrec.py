@@ -19,7 +19,16 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from elcrec.models.base import Batch, EpochContext, RecommenderModel, backbone_from, mean_pooled_users, view_rows
+from elcrec.models.base import (
+    NEXT_ITEM_DEFAULTS,
+    Batch,
+    EpochContext,
+    NextItemObjective,
+    RecommenderModel,
+    backbone_from,
+    mean_pooled_users,
+    view_rows,
+)
 from elcrec.models.kmeans import kmeans
 from elcrec.models.losses import (
     CLUSTER_LOSS_MODES,
@@ -27,7 +36,6 @@ from elcrec.models.losses import (
     flattened_info_nce,
     intent_info_nce,
     nearest_centre,
-    next_item_bce,
 )
 from elcrec.models.registry import register
 
@@ -45,7 +53,7 @@ def _check_choice(name: str, value: object, choices) -> None:
 @register
 class ELCRec(RecommenderModel):
     name = "elcrec"
-    defaults = {
+    defaults = NEXT_ITEM_DEFAULTS | {
         "clusters": 256,
         "alpha": 1.0,
         "fusion": "concat",
@@ -68,6 +76,7 @@ class ELCRec(RecommenderModel):
         _check_choice("cluster_loss", settings["cluster_loss"], CLUSTER_LOSS_MODES)
         self.backbone = backbone_from(vocab_size, settings)
         self.settings = {key: settings[key] for key in self.defaults}
+        self.next_item = NextItemObjective(settings)
         self.uses_icl, self.uses_elcm = ABLATIONS[settings["ablation"]]
         self.needs_views = self.uses_icl
         initial = torch.randn(settings["clusters"], self.backbone.settings.hidden_size)
@@ -94,7 +103,7 @@ class ELCRec(RecommenderModel):
         rows = view_rows(batch, self.settings["shared_views"]) if self.uses_icl else [batch["input"]]
         outputs = self.backbone(torch.cat(rows))  # main, instance-CL views, intent-CL views
         main = outputs[:size]
-        next_item = next_item_bce(main, self.backbone.item_embedding, batch)
+        next_item = self.next_item(main, self.backbone.item_embedding, batch)
         losses = {"next_item": next_item}
         total = next_item
         if self.uses_icl:

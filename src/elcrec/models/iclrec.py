@@ -18,9 +18,18 @@ import torch
 from torch.nn import functional
 
 from elcrec import ElcrecError
-from elcrec.models.base import Batch, EpochContext, RecommenderModel, backbone_from, mean_pooled_users, view_rows
+from elcrec.models.base import (
+    NEXT_ITEM_DEFAULTS,
+    Batch,
+    EpochContext,
+    NextItemObjective,
+    RecommenderModel,
+    backbone_from,
+    mean_pooled_users,
+    view_rows,
+)
 from elcrec.models.kmeans import kmeans
-from elcrec.models.losses import flattened_info_nce, intent_info_nce, nearest_centre, next_item_bce
+from elcrec.models.losses import flattened_info_nce, intent_info_nce, nearest_centre
 from elcrec.models.registry import register
 
 KMEANS_STARTS = ("continue", "fresh")
@@ -29,7 +38,7 @@ KMEANS_STARTS = ("continue", "fresh")
 @register
 class ICLRec(RecommenderModel):
     name = "iclrec"
-    defaults = {
+    defaults = NEXT_ITEM_DEFAULTS | {
         "clusters": 256,
         "instance_weight": 0.1,
         "intent_weight": 0.1,
@@ -48,6 +57,7 @@ class ICLRec(RecommenderModel):
             raise ElcrecError(f"iclrec: kmeans_start is {found!r}; expected one of {list(KMEANS_STARTS)}")
         self.backbone = backbone_from(vocab_size, settings)
         self.settings = {key: settings[key] for key in self.defaults}
+        self.next_item = NextItemObjective(settings)
         shape = (settings["clusters"], self.backbone.settings.hidden_size)
         # raw k-means output, for assignment; also where the next E-step starts (`continue`), so
         # it is a persistent buffer: a resumed run continues from the same centroids
@@ -74,7 +84,7 @@ class ICLRec(RecommenderModel):
         outputs = self.backbone(torch.cat(view_rows(batch, self.settings["shared_views"])))
         main, instance_views = outputs[:size], outputs[size : 3 * size]
         intent_views = instance_views if self.settings["shared_views"] else outputs[3 * size :]
-        next_item = next_item_bce(main, self.backbone.item_embedding, batch)
+        next_item = self.next_item(main, self.backbone.item_embedding, batch)
         instance = flattened_info_nce(instance_views, self.settings["temperature"])
         with torch.no_grad():
             assigned = nearest_centre(main.mean(dim=1), self.centroids)

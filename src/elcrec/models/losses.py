@@ -5,7 +5,9 @@ its partner in the other batch, and its negatives are every other sample of both
 (dot-product similarity over the temperature, its own self-similarity removed). The loss is
 the mean cross-entropy over all 2b rows.
 
-`next_item_bce` is SASRec's loss; `flattened_info_nce` CL4SRec's instance loss between two views
+`next_item_bce` is SASRec's loss as the code trains it; `next_item_ce` the full-softmax (or sampled)
+cross-entropy the field trains SASRec with now (docs/BEYOND.md), chosen by `next_item_loss`;
+`flattened_info_nce` CL4SRec's instance loss between two views
 flattened over all positions; `intent_info_nce` ICLRec's and ELCRec's intent loss of the mean-pooled
 views against the assigned intents.
 
@@ -83,6 +85,45 @@ def next_item_bce(
         1 - torch.sigmoid(negative_logits) + LOG_EPSILON
     )
     return (losses * is_target).sum() / is_target.sum().clamp(min=1)
+
+
+NEXT_ITEM_LOSSES = ("bce", "ce", "sampled_ce")
+
+
+def next_item_ce(
+    outputs: torch.Tensor, item_table: torch.Tensor, batch: dict[str, torch.Tensor], negatives: int | None = None
+) -> torch.Tensor:
+    """Cross-entropy of every non-padding position's target against the real items 1..vocab-2 (the
+    padding and mask rows of `item_table` [vocab, d] are not classes; the user's history is not
+    masked), averaged over those positions. With `negatives`, a sampled softmax: the target against
+    that many distinct items drawn uniformly for the step (shared by its positions; a draw equal to
+    a position's target is left out of that position's softmax), so all items give the full loss."""
+    valid = batch["target"] > 0
+    states, targets = outputs[valid], batch["target"][valid]
+    if len(targets) == 0:
+        return outputs.sum() * 0
+    items = item_table.shape[0] - 2
+    if negatives is None:
+        return functional.cross_entropy(states @ item_table[1 : items + 1].T, targets - 1)
+    drawn = torch.randperm(items, device=outputs.device)[:negatives] + 1
+    positive = (states * item_table[targets]).sum(-1, keepdim=True)
+    negative = (states @ item_table[drawn].T).masked_fill(drawn[None, :] == targets[:, None], -torch.inf)
+    logits = torch.cat([positive, negative], dim=1)
+    return functional.cross_entropy(logits, torch.zeros_like(targets))
+
+
+def next_item_loss(
+    kind: str, outputs: torch.Tensor, embedding: torch.nn.Embedding, batch: dict[str, torch.Tensor], negatives: int
+) -> torch.Tensor:
+    """The `next_item_loss` setting of the models on the SASRec backbone: `bce` (the code's),
+    `ce` (full softmax) or `sampled_ce` (`ce_negatives` sampled items)."""
+    if kind == "bce":
+        return next_item_bce(outputs, embedding, batch)
+    if kind == "ce":
+        return next_item_ce(outputs, embedding.weight, batch)
+    if kind == "sampled_ce":
+        return next_item_ce(outputs, embedding.weight, batch, negatives)
+    raise ValueError(f"next_item_loss must be one of {NEXT_ITEM_LOSSES}, got {kind!r}")
 
 
 def flattened_info_nce(view_outputs: torch.Tensor, temperature: float) -> torch.Tensor:

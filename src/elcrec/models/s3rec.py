@@ -53,22 +53,26 @@ SEGMENT_NEGATIVES = ("all", "training")
 class S3Rec(NextItemRecommender):  # fine-tuning: SASRec
     name = "s3rec"
     pretrains = True
-    defaults = PRETRAINING_DEFAULTS | {
-        # official run_pretrain.py: batch 100, lr 1e-3 (the shared `lr`), seed 42, 300 epochs of which
-        # the fine-tuning loads a fixed checkpoint: 150 for Beauty and Toys (config: 100 for Sports, Yelp)
-        "pretrain_epochs": 150,
-        "pretrain_batch_size": 100,
-        "mask_p": 0.2,
-        "aap_weight": 0.2,
-        "mip_weight": 1.0,
-        "map_weight": 1.0,
-        "sp_weight": 0.5,
-        "segment_negatives": "all",
-        # official run_finetune_full.py: 200 epochs, early stopping after 10 on NDCG@20 (the backbone's
-        # 64 dims, 2 layers, 2 heads, dropout 0.5, batch 256, lr 1e-3 are the package defaults already)
-        "epochs": 200,
-        "patience": 10,
-    }
+    defaults = (
+        PRETRAINING_DEFAULTS
+        | NextItemRecommender.defaults
+        | {
+            # official run_pretrain.py: batch 100, lr 1e-3 (the shared `lr`), seed 42, 300 epochs of which
+            # the fine-tuning loads a fixed checkpoint: 150 for Beauty and Toys (config: 100 for Sports, Yelp)
+            "pretrain_epochs": 150,
+            "pretrain_batch_size": 100,
+            "mask_p": 0.2,
+            "aap_weight": 0.2,
+            "mip_weight": 1.0,
+            "map_weight": 1.0,
+            "sp_weight": 0.5,
+            "segment_negatives": "all",
+            # official run_finetune_full.py: 200 epochs, early stopping after 10 on NDCG@20 (the backbone's
+            # 64 dims, 2 layers, 2 heads, dropout 0.5, batch 256, lr 1e-3 are the package defaults already)
+            "epochs": 200,
+            "patience": 10,
+        }
+    )
     pretraining_settings = PRETRAINING_SETTINGS | {
         "mask_p",
         "aap_weight",

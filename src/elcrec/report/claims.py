@@ -361,11 +361,77 @@ def converges(tables, params) -> Outcome:
     )
 
 
-def load(path: str | Path) -> list[dict]:
+def _strong_baseline_cells(tables, params, columns: list[str]) -> tuple[pd.DataFrame, Outcome | None]:
+    """The cross-entropy section's rows of `columns` on the chosen datasets and metrics, or the
+    untestable outcome naming the runs they lack."""
+    table = _table(tables, "strong_baselines")
+    datasets, metrics = params.get("datasets", BENCHMARKS), params.get("metrics", METRICS)
+    rows = table[table["dataset"].isin(datasets) & table["metric"].isin(metrics) & table["column"].isin(columns)]
+    lacking = rows[rows["status"] != "ok"]
+    if len(lacking) or rows.empty:
+        return rows, _untestable("cross-entropy runs missing", lacking, tables, "Beyond: cross-entropy")
+    return rows, None
+
+
+@rule
+def published_beats(tables, params) -> Outcome:
+    """The paper's published ELCRec (`ELCRec (paper)`) above our `column`'s seed mean in at least
+    `min_fraction` (default all) of the (dataset, metric) cells."""
+    column = params["column"]
+    rows, untestable = _strong_baseline_cells(tables, params, ["ELCRec (paper)", column])
+    if untestable:
+        return untestable
+    means = rows.pivot_table(index=["dataset", "metric"], columns="column", values="mean")
+    wins = means["ELCRec (paper)"] > means[column]
+    lost = [f"{dataset} {metric}" for (dataset, metric), won in wins.items() if not won]
+    fraction = float(wins.mean())
+    return Outcome(
+        fraction,
+        _verdict(fraction >= float(params.get("min_fraction", 1.0))),
+        f"the published ELCRec is above {column} in {int(wins.sum())} of {len(wins)} cells"
+        + (f"; not in {', '.join(lost)}" if lost else ""),
+    )
+
+
+@rule
+def beats_significantly(tables, params) -> Outcome:
+    """Our `better` column's seed mean above `other`'s, with the paper's seed t-test p < `alpha`, in
+    at least `min_fraction` (default all) of the (dataset, metric) cells; needs two seeds of each."""
+    better, other = params["better"], params["other"]
+    rows, untestable = _strong_baseline_cells(tables, params, [better, other])
+    if untestable:
+        return untestable
+    tests = _table(tables, "strong_baseline_tests")
+    datasets, metrics = params.get("datasets", BENCHMARKS), params.get("metrics", METRICS)
+    tests = tests[
+        tests["dataset"].isin(datasets)
+        & tests["metric"].isin(metrics)
+        & (tests["better"] == better)
+        & (tests["other"] == other)
+    ]
+    p_values = pd.to_numeric(tests["student_p"], errors="coerce")
+    if tests.empty or p_values.isna().any():
+        return Outcome(None, UNTESTABLE, f"the seed t-test needs at least two seeds of {better} and {other}", [])
+    alpha = float(params.get("alpha", 0.05))
+    significant = (tests["better_mean"].astype(float) > tests["other_mean"].astype(float)) & (p_values < alpha)
+    fraction = float(significant.mean())
+    wilcoxon = pd.to_numeric(tests["wilcoxon"], errors="coerce")
+    return Outcome(
+        fraction,
+        _verdict(fraction >= float(params.get("min_fraction", 1.0))),
+        f"{better} above {other} with p < {alpha:g} in {int(significant.sum())} of {len(tests)} cells "
+        f"(mean gain {tests['improvement_pct'].astype(float).mean():.2f}%; largest p {p_values.max():.2g}; "
+        f"paired Wilcoxon over users p < {alpha:g} in {int((wilcoxon < alpha).sum())})",
+    )
+
+
+def load(path: str | Path, key: str = "claims") -> list[dict]:
+    """The list under `key`: `claims` (the paper's, required) or `beyond` (ours beyond the paper)."""
     path = Path(path)
     try:
-        claims = yaml.safe_load(path.read_text(encoding="utf-8"))["claims"]
-    except (OSError, KeyError, TypeError, yaml.YAMLError) as error:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        claims = document[key] if key == "claims" else document.get(key) or []
+    except (OSError, KeyError, TypeError, AttributeError, yaml.YAMLError) as error:
         raise ElcrecError(f"{path}: expected a YAML file with a `claims:` list ({error})") from error
     for number, claim in enumerate(claims, 1):
         missing = {"id", "section", "sentence", "rule"} - set(claim)

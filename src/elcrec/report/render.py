@@ -219,6 +219,23 @@ def _missing_by_table(missing: pd.DataFrame) -> dict[str, dict]:
     }
 
 
+def _beyond(tables: dict[str, pd.DataFrame]) -> dict:
+    """The cross-entropy section: per benchmark one row per column (the paper's ELCRec first), its
+    comparisons and its two verdicts."""
+    table = tables["strong_baselines"]
+    blocks = []
+    for dataset in table_module.TABLE1_DATASETS:
+        rows = table[table["dataset"] == dataset]
+        columns = []
+        for name in dict.fromkeys(rows["column"]):
+            cells = rows[rows["column"] == name].set_index("metric").reindex(table_module.METRICS).reset_index()
+            records = _records(cells)
+            columns.append({"column": name, "cell": records[0]["cell"], "metrics": records})
+        blocks.append({"dataset": dataset, "columns": columns})
+    tests = _records(tables["strong_baseline_tests"])
+    return {"blocks": blocks, "tests": tests, "claims": _claims(tables["beyond_claims"])}
+
+
 def _claims(claims: pd.DataFrame) -> dict:
     """The claims in the paper's order, and how many of each verdict."""
     rows = _records(claims)
@@ -251,6 +268,7 @@ def context(tables: dict[str, pd.DataFrame], figure_paths: dict[str, Path | None
         "departures": _departures(tables["departures"]),
         "missing": _missing_by_table(tables["missing"]),
         "claims": _claims(tables["claims"]),
+        "beyond": _beyond(tables),
         "diverged": _records(tables["diverged"]),
         "provenance": _provenance(tables["runs"]),
         "figures": {

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from elcrec import RUN_DIR, ElcrecError, stats
-from elcrec.report import claims, datasets, evidence
+from elcrec.report import beyond, claims, datasets, evidence
+from elcrec.stats import cell_id
 
 METRICS = ["HR@5", "HR@20", "NDCG@5", "NDCG@20"]
 TABLE1_DATASETS = datasets.BENCHMARKS
@@ -50,6 +51,9 @@ TABLE_NAMES = [
     "released",
     "diverged",
     "claims",
+    "strong_baselines",
+    "strong_baseline_tests",
+    "beyond_claims",
 ]
 # one row of table1_tests.csv: best vs runner-up of one dataset and metric
 TEST_COLUMNS = [
@@ -75,11 +79,6 @@ TEST_COLUMNS = [
     "paired_t",
 ]
 RUN_TARGET = f"{RUN_DIR}/metrics.json"
-
-
-def cell_id(dataset: str, model: str, variant: str) -> str:
-    """Anchor of one (dataset, model, variant) cell in the report's provenance section."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", f"{dataset}--{model}--{variant}")
 
 
 def settings_hash(settings: dict) -> str:
@@ -464,6 +463,7 @@ def missing_runs(tables: dict[str, pd.DataFrame], seeds: list[int], registered: 
     for table, dataset in DOMAIN_TABLES.items():
         for model, variant in (("iclrec", "default"), ("elcrec", "ELCRec")):
             wanted.append((f"Table {table.removeprefix('table')}", dataset, model, variant))
+    wanted += beyond.wanted_runs()
     runs = tables["runs"]
     present = set(zip(runs["dataset"], runs["model"], runs["variant"], runs["seed"], strict=True))
     rows = []
@@ -523,10 +523,11 @@ def build(
     tolerance_pct: float = 5.0,
     paper_claims: list[dict] | None = None,
     reference_root: str | Path | None = None,
+    beyond_claims: list[dict] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Every table from the run directories. `seeds` None: the seeds the runs have, so tables
     re-made from whatever runs exist need no word of the config that trained them. `paper_claims`
-    (config/claims.yaml) are checked against the tables last."""
+    and `beyond_claims` (config/claims.yaml) are checked against the tables last."""
     every_run = run_records(runs_root)
     if seeds is None:
         seeds = sorted({int(seed) for seed in every_run["seed"]}) if len(every_run) else []
@@ -547,11 +548,15 @@ def build(
     tables["convergence"] = evidence.convergence(runs)
     tables["sensitivity"] = evidence.sensitivity(runs)
     tables["masking"] = evidence.masking(runs)
-    tables["departures"] = evidence.departures(runs, tables["table1"], skip_variants=(COST_VARIANT, *ABLATION_VARIANTS))
+    skip = (COST_VARIANT, beyond.CE_VARIANT, *ABLATION_VARIANTS)  # the cost runs, beyond.py's and Table 10's
+    tables["departures"] = evidence.departures(runs, tables["table1"], skip_variants=skip)
     tables["tsne"] = evidence.tsne(runs)
+    tables["strong_baselines"] = beyond.table(runs, paper)
+    tables["strong_baseline_tests"] = beyond.tests(runs)
     tables["missing"] = missing_runs(tables, seeds, registered)
     tables["released"] = released_checkpoints(reference_root or Path(runs_root).parent / "reference", tables["table1"])
     tables["claims"] = claims.check(paper_claims or [], tables, tolerance_pct)
+    tables["beyond_claims"] = claims.check(beyond_claims or [], tables, tolerance_pct)
     return tables
 
 
