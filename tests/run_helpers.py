@@ -16,8 +16,11 @@ def ranks_for(hr5: float, n_users: int = 100, seed: int = 0) -> np.ndarray:
     return generator.permutation(ranks)
 
 
-def write_run(root, dataset, model, variant, seed, hr5, settings=None, epochs=3, other_masking=True, pretraining=None):
-    """`pretraining`: a fine-tuning run's record of its pre-training (training.run's `pretraining`)."""
+def write_run(
+    root, dataset, model, variant, seed, hr5, settings=None, epochs=3, other_masking=True, pretraining=None, data=None
+):
+    """`pretraining`: a fine-tuning run's record of its pre-training (training.run's `pretraining`);
+    `data`: the sha256 of the sequence file it trained on."""
     run_dir = root / dataset / model / variant / f"seed{seed}"
     run_dir.mkdir(parents=True)
     ranks = ranks_for(hr5, seed=seed)
@@ -38,7 +41,7 @@ def write_run(root, dataset, model, variant, seed, hr5, settings=None, epochs=3,
         "peak_memory_bytes": 512 * 2**20,
         "mean_memory_bytes": 384 * 2**20,
         "peak_memory_kind": "cpu peak rss",
-        "data_sha256": "ab" * 32,
+        "data_sha256": data or "ab" * 32,
         "code_version": "v0-test",
         "device": "cpu (test)",
         "libraries": {"torch": "2.13.0"},
@@ -73,8 +76,9 @@ def write_stats(folder):
     """The sequences stage's stats files for Beauty (fixture-sized), ML-1M and MIND-small (raw counts)."""
     folder.mkdir(parents=True, exist_ok=True)
     stats = {"users": 120, "items": 60, "interactions": 1322, "avg_length": 11.0, "sparsity": 0.8}
-    (folder / "beauty.stats.json").write_text(json.dumps(stats | {"sequence_sha256": "x"}))
-    raw = {"steps": {"raw": {"users": 10, "items": 5, "interactions": 40}}, "sequence_sha256": "c0ffee" * 10}
+    # the sequence files' sha256 is the one write_run records (a run of other data is left out)
+    (folder / "beauty.stats.json").write_text(json.dumps(stats | {"sequence_sha256": "ab" * 32}))
+    raw = {"steps": {"raw": {"users": 10, "items": 5, "interactions": 40}}, "sequence_sha256": "ab" * 32}
     (folder / "ml-1m.stats.json").write_text(json.dumps(raw))
     mind = {"steps": {"raw": {"users": 70, "items": 40, "interactions": 2405}}}
     (folder / "mind-small.stats.json").write_text(json.dumps(mind))
@@ -102,3 +106,15 @@ def write_diverged_run(root, dataset, model, variant, seed, epoch=4, step=7):
     (run_dir / "history.csv").write_text("epoch,loss_total\n" + "".join(f"{e},1.0\n" for e in range(epoch)))
     np.savez(run_dir / "user_ranks.npz", test=np.zeros(0), valid=np.zeros(0), users=np.zeros(0))
     return run_dir
+
+
+def markdown_tables(markdown: str) -> list[list[str]]:
+    """Every Markdown table of a document: its rows (runs of lines starting with "|")."""
+    found, current = [], []
+    for line in markdown.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            found.append(current)
+            current = []
+    return found

@@ -209,7 +209,7 @@ def _commands() -> dict[str, argparse.ArgumentParser]:
 
 def test_every_option_of_every_command_has_help_and_shows_its_default():
     commands = _commands()
-    assert len(commands) == 12  # elcrec itself and its eleven commands
+    assert len(commands) == 13  # elcrec itself and its twelve commands
     shown = 0
     for name, command in commands.items():
         text = " ".join(command.format_help().split())  # undo the line wrapping
@@ -220,8 +220,9 @@ def test_every_option_of_every_command_has_help_and_shows_its_default():
             if not action.required and action.default is not None and action.default is not False:
                 assert f"(default: {action.default})" in text, f"{name} {action.option_strings}"
                 shown += 1
-    # download 2, train 2, pretrain 1, evaluate 3, bench 4, estimate-gpu 3, scale 4, analyse 7, report 2
-    assert shown == 28
+    # download 2, train 2, pretrain 1, import-pretrained 1, evaluate 3, bench 4, estimate-gpu 3, scale 4,
+    # analyse 7, report 2
+    assert shown == 29
     download = " ".join(commands["download"].format_help().split())
     assert "--retries RETRIES extra attempts on network errors (default: 3)" in download
     assert "--dest DEST where the verified file goes --name" in download  # required: no default shown

@@ -111,3 +111,50 @@ def test_a_pretraining_of_other_settings_model_or_data_is_refused(data, sequence
         fine_tuning_start(path, "sasrec", s3rec_settings(), sequences.vocab_size)
     with pytest.raises(ElcrecError, match="not found"):
         fine_tuning_start(tmp_path / "missing.pt", "s3rec", s3rec_settings(), sequences.vocab_size)
+
+
+def fixture_beauty_data() -> PretrainingData:
+    """The smoke Beauty fixture with its attributes, as rule import_pretrained reads it."""
+    from conftest import FIXTURES
+
+    from elcrec.data.attributes import read_item2attributes
+    from elcrec.data.sequences import SequenceData
+
+    sequences = SequenceData.load(FIXTURES / "benchmark" / "Beauty.txt")
+    items = set(range(1, sequences.max_item_id + 1))
+    attributes = read_item2attributes(FIXTURES / "benchmark" / "Beauty_item2attributes.json", items)
+    return PretrainingData.of(sequences, 50, attributes, "beauty")
+
+
+def test_an_official_model_is_imported_as_the_pretraining_official_and_fine_tuned_from(tmp_path):
+    from conftest import FIXTURES
+
+    from elcrec.models.reference import convert_s3rec_state
+    from elcrec.pretraining import OFFICIAL, import_official
+
+    official = FIXTURES / "benchmark" / "S3Rec-Beauty-epochs-150.pt"  # official layout, fixture-sized
+    data = fixture_beauty_data()
+    settings = model_defaults("s3rec") | {"pretraining": OFFICIAL}
+    record = import_official(official, data, "s3rec", settings, tmp_path, {"dataset": "beauty"})
+    assert record["imported_from"]["file"] == official.name and record["pretraining"] == OFFICIAL
+    saved = torch.load(tmp_path / PRETRAINED_FILE, weights_only=True)
+    expected = convert_s3rec_state(torch.load(official, weights_only=True))
+    assert set(saved["state"]) == set(expected)  # every weight, the heads too, through the name map
+    assert all(torch.equal(saved["state"][name], value) for name, value in expected.items())
+    state, provenance = fine_tuning_start(tmp_path / PRETRAINED_FILE, "s3rec", settings, data.vocab_size)
+    assert not any(name.startswith(PRETRAINING_HEADS) for name in state)
+    assert provenance["pretraining"] == OFFICIAL and provenance["pretraining_seconds"] is None
+
+
+def test_an_official_model_that_does_not_fit_is_refused_naming_the_file(tmp_path):
+    from conftest import FIXTURES
+
+    from elcrec.pretraining import OFFICIAL, import_official
+
+    official = FIXTURES / "benchmark" / "S3Rec-Beauty-epochs-150.pt"
+    settings = model_defaults("s3rec") | {"pretraining": OFFICIAL, "layers": 1}  # the file has 2 layers
+    with pytest.raises(ElcrecError, match=r"S3Rec-Beauty-epochs-150.pt: does not fit s3rec .*Unexpected key"):
+        import_official(official, fixture_beauty_data(), "s3rec", settings, tmp_path, {})
+    with pytest.raises(ElcrecError, match="an imported pre-training is named 'official'"):
+        import_official(official, fixture_beauty_data(), "s3rec", model_defaults("s3rec"), tmp_path, {})
+    assert not (tmp_path / PRETRAINED_FILE).exists()

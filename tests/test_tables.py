@@ -115,7 +115,7 @@ def test_data_origin_covers_the_benchmarks_ml_1m_and_mind_small(built):
     assert origin.loc["beauty", "differs"] and origin.loc["beauty", "paper"] == "22363"
     assert origin.loc["ml-1m", ["ours", "paper", "differs"]].tolist() == [10, "6040", True]
     assert origin.loc["mind-small", ["ours", "paper", "differs"]].tolist() == [70, ">= 50000", True]
-    assert result["table7"]["sequence_sha256"].iloc[0] == "c0ffee" * 10
+    assert result["table7"]["sequence_sha256"].iloc[0] == "ab" * 32
 
 
 def test_data_with_the_papers_counts_is_not_called_other_data(tmp_path, paper):
@@ -241,3 +241,20 @@ def test_a_diverged_run_is_present_listed_and_kept_out_of_every_number(tmp_path,
     diverged = result["diverged"]
     assert diverged["seed"].tolist() == [1, 2] and "epoch 4, step 7" in diverged["divergence"].iloc[0]
     assert set(result["runs"]["status"]) == {"ok", "diverged"}  # provenance lists them too
+
+
+def test_runs_of_other_data_are_left_out_of_every_table_and_listed(tmp_path, paper):
+    runs = tmp_path / "runs"
+    for seed in (1, 2):
+        write_run(runs, "beauty", "elcrec", "ELCRec", seed, 0.5)
+    write_run(runs, "beauty", "elcrec", "k-2", 1, 0.9, settings={"clusters": 2}, data="cd" * 32)  # a smoke run's
+    write_run(runs, "beauty", "sasrec", "default", 1, 0.9, data="cd" * 32)
+    built = tables.build(runs, write_stats(tmp_path / "sequences"), paper, [1, 2], REGISTERED)
+    foreign = built["foreign"]
+    assert sorted(foreign["variant"]) == ["default", "k-2"] and set(foreign["current_sha256"]) == {"ab" * 32}
+    assert foreign["reason"].str.contains("another sequence file").all()
+    assert set(built["runs"]["variant"]) == {"ELCRec"}  # provenance, and so every table, without them
+    sweep = built["sensitivity"]
+    assert 2 not in set(sweep.loc[sweep["parameter"] == "k", "value"])  # the smoke run's point is not on the curve
+    sasrec = built["table1"][(built["table1"]["dataset"] == "beauty") & (built["table1"]["model"] == "sasrec")]
+    assert set(sasrec["status"]) == {"missing"}  # the cell waits for a run of the current data

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, REPO, mirror_with
+from run_helpers import markdown_tables
 
 PROTOCOL_STATS = {  # PROTOCOL.md "Data": users / items / interactions
     "beauty": ("Beauty.txt", 22363, 12101, 198502),
@@ -53,26 +54,29 @@ def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
     result = snakemake("-n", workdir=tmp_path)
     assert result.returncode == 0, result.stderr
     # 4 benchmark files + their 4 S3-Rec attribute files + ml-1m.zip + the two MIND zips + the 4
-    # released checkpoints (rule `reference` imports and evaluates each); one sequence file per dataset;
-    # the experiment grid of config.yaml: Table 1 (all 14 columns) 168, the ablation 48 (12 shared with
-    # Table 1), sensitivity 36 (4 shared), cost 12, departures 144, domains 12: 404 runs; S3-Rec's ISP,
-    # default and train-negatives and DSSRec's pre-training on each benchmark: 16 pre-trainings
+    # released checkpoints (rule `reference` imports and evaluates each) + the official S3-Rec Beauty
+    # model; one sequence file per dataset; the experiment grid of config.yaml: Table 1 (all 14
+    # columns) 168, the ablation 48 (12 shared with Table 1), sensitivity 36 (4 shared), cost 12,
+    # departures 144, domains 12, official-weights 3, strong-baselines 36: 443 runs; S3-Rec's ISP,
+    # default and train-negatives and DSSRec's pre-training on each benchmark: 16 pre-trainings, and
+    # the imported official one
     assert job_counts(result.stdout) == {
-        "download": 15,
+        "download": 16,
         "sequences": 6,
         "pretrain": 16,
-        "train": 404,
+        "import_pretrained": 1,
+        "train": 443,
         "reference": 4,
         "analyse": 1,
         "scale": 1,
         "report": 1,
         "all": 1,
-        "total": 449,
+        "total": 490,
     }
     assert "results/runs/beauty/elcrec/B+ICL/seed3/metrics.json" in result.stdout
     assert "results/pretrain/yelp/s3rec/ISP/pretrained.pt" in result.stdout
     assert "pending" not in result.stderr  # no Table 1 column waits for a model
-    assert "404 distinct runs in all, 16 pre-trainings" in result.stderr
+    assert "443 distinct runs in all, 17 pre-trainings" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -83,6 +87,13 @@ def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
         ("datasets:\n  beauty: {route: paper, sorces: []}\n", "config datasets.beauty: an unknown key 'sorces'"),
         ("models:\n  sasrec: {variant: {}}\n", "config models.sasrec: an unknown key 'variant' (did you mean"),
         ("models:\n  elcrec: {datasets: {beauty: {alfa: 1}}}\n", "unknown setting(s) ['alfa']"),
+        ("training: {epochs: three}\n", "config training.epochs: 'three' is not a whole number"),
+        ("training: {device: gpu}\n", "config training.device: 'gpu' is not auto, cpu, cuda or cuda:N"),
+        ("training: {lr: -0.001}\n", "config training.lr: -0.001 must be greater than 0"),
+        (
+            "models:\n  elcrec: {datasets: {beauty: {alpha: ten}}}\n",
+            "models.elcrec.datasets.beauty.alpha: 'ten' is not",
+        ),
         ("datasets:\n  beauty: {preprocessing: {user_k: 10}}\n", "config datasets.beauty: route 'paper' has"),
         ("experiments:\n  ablation: {datasets: [beuty]}\n", "experiments.ablation.datasets: ['beuty'] are not"),
         ("experiments:\n  cost: {runs: [[elcrec, fast]]}\n", "experiments.cost: models.elcrec: no variant 'fast'"),
@@ -181,7 +192,7 @@ def test_rerender_makes_tables_and_report_from_the_runs_there_whichever_config_t
         write_run(tmp_path / "results/runs", "beauty", "sasrec", "default", seed, 0.4)
     # the report's own target is the report of the config's grid: without the config of the runs, it trains
     grid = snakemake("-n", "results/report/report.html", workdir=tmp_path)
-    assert grid.returncode == 0 and job_counts(grid.stdout)["train"] == 404
+    assert grid.returncode == 0 and job_counts(grid.stdout)["train"] == 443
     for config in ([], ["--configfile", str(REPO / "config" / "smoke.yaml")]):
         planned = snakemake("-n", "rerender", *config, workdir=tmp_path)
         assert planned.returncode == 0 and job_counts(planned.stdout) == {"rerender": 1, "total": 1}
@@ -237,6 +248,9 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
         "pop/default",
         "s3rec/ISP",
         "sasrec/default",
+        "sasrec/ce",  # beyond the paper: experiment strong-baselines
+        "iclrec/ce",
+        "elcrec/ce",
     ]
     extra = [  # one seed each: the sensitivity points, the cost runs, the departures, the domains
         "beauty/bert4rec/lr1e-3/seed1",
@@ -255,6 +269,7 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
         "beauty/maerec/paper-paths/seed1",
         "beauty/s3rec/cost/seed1",
         "beauty/s3rec/default/seed1",
+        "beauty/s3rec/official-pretrained/seed1",
         "beauty/s3rec/train-negatives/seed1",
         "mind-small/elcrec/ELCRec/seed1",
         "mind-small/iclrec/default/seed1",
@@ -322,8 +337,13 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
         "beauty/dssrec/default",
         "beauty/s3rec/ISP",
         "beauty/s3rec/default",
+        "beauty/s3rec/official",
         "beauty/s3rec/train-negatives",
     ]
+    official = json.loads((tmp_path / "results/pretrain/beauty/s3rec/official/metrics.json").read_text())
+    assert official["imported_from"]["file"] == "S3Rec-Beauty-epochs-150.pt" and official["pretraining_seconds"] is None
+    record = json.loads((tmp_path / "results/runs/beauty/s3rec/official-pretrained/seed1/metrics.json").read_text())
+    assert record["pretraining"]["file"] == "results/pretrain/beauty/s3rec/official/pretrained.pt"
     for seed in (1, 2):
         record = json.loads((tmp_path / f"results/runs/beauty/s3rec/ISP/seed{seed}/metrics.json").read_text())
         assert record["pretraining"]["file"] == "results/pretrain/beauty/s3rec/ISP/pretrained.pt"
@@ -353,6 +373,19 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
     assert job_counts(rerender.stdout + rerender.stderr) == {"analyse": 1, "scale": 1, "report": 1, "total": 3}
     after = {path: path.stat().st_mtime_ns for path in (tmp_path / "results/runs").rglob("*") if path.is_file()}
     assert after == before and (tmp_path / "results/report/report.html").exists()
+
+    # the smoke report's Markdown tables are whole, and two renders of the same tables are identical
+    for rows in markdown_tables((tmp_path / "results/report/report.md").read_text(encoding="utf-8")):
+        assert len({len(row.strip().strip("|").split("|")) for row in rows}) == 1, rows[:2]
+    renders = []
+    for name in ("one", "two"):
+        command = [sys.executable, "-m", "elcrec", "report", "--tables", "results/tables", "--out", f"renders/{name}"]
+        environment = os.environ | {"SOURCE_DATE_EPOCH": "1700000000", "PYTHONPATH": str(REPO / "src")}
+        subprocess.run(command, cwd=tmp_path, env=environment, check=True, capture_output=True)
+        renders.append([(tmp_path / "renders" / name / file).read_bytes() for file in ("report.html", "report.md")])
+    assert renders[0] == renders[1]
+    section = (tmp_path / "results/report/report.html").read_text(encoding="utf-8").split('id="cross-entropy"')[1]
+    assert "These are not the paper's experiments" in section and "Not the paper's data" in section
 
 
 def test_paper_route_reproduces_the_benchmark_files_bit_for_bit(tmp_path):
@@ -389,7 +422,7 @@ def test_released_checkpoints_can_be_left_out(tmp_path):
     result = snakemake("-n", "--config", "released_checkpoints=False", workdir=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     counts = job_counts(result.stdout)
-    assert "reference" not in counts and counts["download"] == 11  # the four checkpoints are not fetched
+    assert "reference" not in counts and counts["download"] == 12  # no released checkpoint (the S3-Rec model is)
 
 
 def test_rule_reference_evaluates_the_released_beauty_checkpoint_to_table_1(tmp_path):

@@ -97,13 +97,14 @@ def _settings_argument(text: str) -> dict:
 
 
 def _full_settings(model: str, given: dict) -> dict:
-    """Settings as given, completed from the model's defaults; unknown keys are errors."""
-    from elcrec.settings import model_defaults
+    """Settings as given, completed from the model's defaults; unknown keys and bad values are errors."""
+    from elcrec.settings import check, model_defaults
 
     defaults = model_defaults(model)
     unknown = sorted(set(given) - set(defaults))
     if unknown:
         raise ElcrecError(f"--settings: unknown setting(s) {unknown} for model {model!r}; known: {sorted(defaults)}")
+    check(given, "--settings", model)
     return defaults | given
 
 
@@ -148,12 +149,13 @@ def _train(args: argparse.Namespace) -> None:
     print(f"{args.model} seed {args.seed}: best epoch {record['best_epoch']}, test {test}", file=sys.stderr)
 
 
-def _pretrain(args: argparse.Namespace) -> None:
+def _pretraining_inputs(args: argparse.Namespace) -> tuple[dict, object, dict]:
+    """The settings, pre-training data and provenance of `pretrain` and `import-pretrained`."""
     from elcrec.fileio import file_digest
-    from elcrec.pretraining import load_pretraining_data, pretrain
+    from elcrec.pretraining import load_pretraining_data
 
     settings = _full_settings(args.model, _settings_argument(args.settings))
-    if args.threads is not None:
+    if getattr(args, "threads", None) is not None:
         settings["threads"] = args.threads
     data = load_pretraining_data(args.sequences, args.attributes, settings["max_len"], args.dataset)
     provenance = {
@@ -161,6 +163,13 @@ def _pretrain(args: argparse.Namespace) -> None:
         "data_sha256": file_digest(args.sequences, "sha256"),
         "attributes_sha256": file_digest(args.attributes, "sha256") if args.attributes else None,
     }
+    return settings, data, provenance
+
+
+def _pretrain(args: argparse.Namespace) -> None:
+    from elcrec.pretraining import pretrain
+
+    settings, data, provenance = _pretraining_inputs(args)
     record = pretrain(data, args.model, settings, args.out_dir, provenance)
     losses = " ".join(f"{name[5:]} {value:.4f}" for name, value in record["final_losses"].items())
     print(
@@ -168,6 +177,29 @@ def _pretrain(args: argparse.Namespace) -> None:
         f"{record['pretraining_seconds']:.1f} s, last epoch {losses}",
         file=sys.stderr,
     )
+
+
+def _import_pretrained(args: argparse.Namespace) -> None:
+    from elcrec.pretraining import import_official
+
+    settings, data, provenance = _pretraining_inputs(args)
+    record = import_official(args.state_dict, data, args.model, settings, args.out_dir, provenance)
+    print(
+        f"{args.model} pre-training {record['pretraining']}: imported {record['imported_from']['file']} "
+        f"(sha256 {record['imported_from']['sha256'][:12]}, {record['parameters']} parameters) -> {args.out_dir}",
+        file=sys.stderr,
+    )
+
+
+def _pretraining_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sequences", required=True, help="the dataset's sequence file")
+    parser.add_argument(
+        "--attributes", help="the dataset's item attributes JSON (the data stage's; null or absent: none)"
+    )
+    parser.add_argument("--model", required=True, help="a registered model with a pre-training stage")
+    parser.add_argument("--settings", default="{}", help="resolved settings, JSON or @file (missing keys: defaults)")
+    parser.add_argument("--out-dir", required=True, help="results/pretrain/{dataset}/{model}/{pretraining}")
+    parser.add_argument("--dataset", help="recorded in metrics.json; named in errors")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -373,16 +405,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=_train)
 
     pretrain = command("pretrain", "pre-train a model (S3-Rec, DSSRec) -> pre-training folder")
-    pretrain.add_argument("--sequences", required=True, help="the dataset's sequence file")
-    pretrain.add_argument(
-        "--attributes", help="the dataset's item attributes JSON (the data stage's; null or absent: none)"
-    )
-    pretrain.add_argument("--model", required=True, help="a registered model with a pre-training stage")
-    pretrain.add_argument("--settings", default="{}", help="resolved settings, JSON or @file (missing keys: defaults)")
+    _pretraining_arguments(pretrain)
     pretrain.add_argument("--threads", type=int, help="CPU threads (default: the settings' `threads`)")
-    pretrain.add_argument("--out-dir", required=True, help="results/pretrain/{dataset}/{model}/{pretraining}")
-    pretrain.add_argument("--dataset", help="recorded in metrics.json; named in errors")
     pretrain.set_defaults(handler=_pretrain)
+
+    official = command("import-pretrained", "an official pre-trained S3-Rec model -> the pre-training `official`")
+    official.add_argument("state_dict", help="e.g. resources/raw/beauty/S3Rec-Beauty-epochs-150.pt (role pretrained)")
+    _pretraining_arguments(official)
+    official.set_defaults(handler=_import_pretrained)
 
     evaluate = command("evaluate", "full-ranking metrics of a model file on a dataset")
     evaluate.add_argument("model_file", help="model.pt of a run, or the output of import-reference")

@@ -34,6 +34,7 @@ from elcrec.runinfo import code_version, device_description, library_versions, p
 from elcrec.training import history_csv, mean_memory_bytes, peak_memory_kind, tee_log
 
 PRETRAINED_FILE, CHECKPOINT, METRICS = "pretrained.pt", "checkpoint.pt", "metrics.json"
+OFFICIAL = "official"  # the pre-training name of an imported official model (rule import_pretrained)
 CHECKPOINT_FORMAT = 1
 
 
@@ -181,6 +182,59 @@ def pretrain(data: PretrainingData, model_name: str, settings: dict, out_dir: st
     write_text_atomic(out_dir / "history.csv", history_csv(history))
     write_json_atomic(out_dir / METRICS, record)
     (out_dir / CHECKPOINT).unlink(missing_ok=True)
+    return record
+
+
+def import_official(
+    state_path: str | Path,
+    data: PretrainingData,
+    model_name: str,
+    settings: dict,
+    out_dir: str | Path,
+    provenance: dict,
+) -> dict:
+    """The official pre-trained model `state_path` (S3-Rec's reproduce/*.pt) as the pre-training folder
+    `official`: every weight, heads included, through the name map (models/reference.py), loaded
+    strictly into our model built with `settings`, so fine-tuning starts from it as from our own."""
+    from elcrec.models.reference import convert_s3rec_state
+
+    if model_name != "s3rec":
+        raise ElcrecError(f"import of official pre-trained weights: only s3rec has them, not {model_name!r}")
+    if settings.get("pretraining") != OFFICIAL:
+        named = settings.get("pretraining")
+        raise ElcrecError(f"an imported pre-training is named {OFFICIAL!r}; the settings name {named!r}")
+    state_path, out_dir = Path(state_path), Path(out_dir)
+    torch.manual_seed(int(settings["pretrain_seed"]))
+    model = build(model_name, data.vocab_size, settings)
+    model.prepare(data.train_sequences)
+    model.prepare_pretraining(data)
+    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(convert_s3rec_state(state), strict=True)
+    except RuntimeError as error:  # missing, unexpected or mis-shaped weights: name them
+        found = " ".join(str(error).split())  # one line
+        raise ElcrecError(f"{state_path}: does not fit {model_name} with these settings and data: {found}") from None
+    identity = pretraining_identity(model_name, settings)
+    record = {
+        "dataset": provenance.get("dataset"),
+        "model": model_name,
+        "pretraining": OFFICIAL,
+        "status": "ok",
+        "imported_from": {"file": state_path.name, "sha256": file_digest(state_path, "sha256")},
+        "epochs_run": int(settings["pretrain_epochs"]),  # the official file's: reproduce/<Dataset>-epochs-N.pt
+        "pretraining_seconds": None,  # not trained here
+        "identity": identity,
+        "settings": settings,
+        "data_sha256": provenance.get("data_sha256"),
+        "attributes_sha256": provenance.get("attributes_sha256"),
+        "code_version": code_version(),
+        "libraries": library_versions(),
+        "parameters": sum(parameter.numel() for parameter in model.parameters()),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    saved = {"model": model_name, "vocab_size": data.vocab_size, "identity": identity, "settings": settings}
+    save_torch_atomic(out_dir / PRETRAINED_FILE, saved | {"state": model.state_dict()})
+    write_json_atomic(out_dir / METRICS, record)
     return record
 
 

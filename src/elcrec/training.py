@@ -27,9 +27,9 @@ import torch
 from tqdm import tqdm
 
 from elcrec import ElcrecError, snapshots
-from elcrec.data.batches import ItemSets, TrainingData, training_batches
+from elcrec.data.batches import AUGMENTATIONS, ItemSets, TrainingData, training_batches
 from elcrec.data.sequences import SequenceData, Split
-from elcrec.evaluation import EvaluationResult, evaluate
+from elcrec.evaluation import KS, MASKING_MODES, EvaluationResult, evaluate
 from elcrec.fileio import atomic_path, save_torch_atomic, write_json_atomic, write_text_atomic
 from elcrec.models.base import EpochContext, RecommenderModel
 from elcrec.models.registry import build
@@ -66,6 +66,13 @@ TRAINING_DEFAULTS = {
     "on_divergence": "record",
 }
 DIVERGENCE_MODES = ("record", "fail")
+# the allowed values of the text training settings (settings.check; `device` has a pattern of its own)
+TRAINING_CHOICES = {
+    "masking": MASKING_MODES,
+    "on_divergence": DIVERGENCE_MODES,
+    "selection_metric": (*(f"{name}@{k}" for k in KS for name in ("HR", "NDCG")), "MRR"),
+    "augmentation": ("random", *AUGMENTATIONS),
+}
 CHECKPOINT, MODEL_FILE = "checkpoint.pt", "model.pt"
 CHECKPOINT_FORMAT = 1
 

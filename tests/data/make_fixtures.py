@@ -222,11 +222,44 @@ def interactions_csv() -> str:
     )
 
 
+def s3rec_official_state(seed: int) -> bytes:
+    """A state dict in the layout of the S3-Rec authors' pre-trained models (reproduce/*.pt: the
+    ICLRec encoder, 64 dims, 2 layers, max length 50, the attribute table and four heads), sized
+    for the Beauty fixture and filled with seeded N(0, 0.02) values: what rule import_pretrained
+    imports in the smoke run."""
+    import torch  # only this fixture needs it
+
+    _, ids = benchmark_ids(seed)
+    attributes = json.loads(item2attributes_json(seed))
+    shapes = {
+        "item_embeddings.weight": (len(ids) + 2, 64),
+        "attribute_embeddings.weight": (max(max(values) for values in attributes.values()) + 1, 64),
+        "position_embeddings.weight": (50, 64),
+    }
+    for layer in range(2):
+        block = f"item_encoder.layer.{layer}"
+        for name in ("query", "key", "value", "dense"):
+            shapes |= {f"{block}.attention.{name}.weight": (64, 64), f"{block}.attention.{name}.bias": (64,)}
+        shapes |= {f"{block}.attention.LayerNorm.weight": (64,), f"{block}.attention.LayerNorm.bias": (64,)}
+        shapes |= {f"{block}.intermediate.dense_1.weight": (256, 64), f"{block}.intermediate.dense_1.bias": (256,)}
+        shapes |= {f"{block}.intermediate.dense_2.weight": (64, 256), f"{block}.intermediate.dense_2.bias": (64,)}
+        shapes |= {f"{block}.intermediate.LayerNorm.weight": (64,), f"{block}.intermediate.LayerNorm.bias": (64,)}
+    shapes |= {"LayerNorm.weight": (64,), "LayerNorm.bias": (64,)}
+    for head in ("aap", "mip", "map", "sp"):
+        shapes |= {f"{head}_norm.weight": (64, 64), f"{head}_norm.bias": (64,)}
+    generator = torch.Generator().manual_seed(seed)
+    state = {name: torch.randn(shape, generator=generator) * 0.02 for name, shape in shapes.items()}
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
 def fixtures() -> dict[str, bytes]:
     train, dev = mind_zips()
     return {
         "benchmark/Beauty.txt": benchmark_file(1).encode(),
         "benchmark/Beauty_item2attributes.json": item2attributes_json(1).encode(),
+        "benchmark/S3Rec-Beauty-epochs-150.pt": s3rec_official_state(1),
         "benchmark/Toys_and_Games.txt": benchmark_file(2).encode(),
         "raw/reviews_Sports_and_Outdoors_5.json.gz": amazon_json_gz(),
         "raw/meta_Sports_and_Outdoors.json.gz": amazon_meta_json_gz(),

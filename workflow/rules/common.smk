@@ -22,6 +22,7 @@ from elcrec.data.registry import (  # noqa: E402
     attribute_sources,
     interaction_sources,
     load_registry,
+    pretrained_sources,
     reference_sources,
     resolve_dataset,
     source_of,
@@ -179,15 +180,26 @@ def pretrained_argument(wildcards):
     return "".join(f" --pretrained {shlex.quote(path)}" for path in pretrained_input(wildcards))
 
 
-def pretraining_key(wildcards):
-    key = PretrainKey(wildcards.dataset, wildcards.model, wildcards.pretraining)
+def pretraining_key(wildcards, pretraining=None):
+    key = PretrainKey(wildcards.dataset, wildcards.model, pretraining or wildcards.pretraining)
     if key not in GRID.pretrainings:
         raise WorkflowError(f"no pre-training {key} in the experiment grid: check `experiments` and `models`")
     return key
 
 
-def pretraining_settings_json(wildcards):
-    return json.dumps(GRID.pretrainings[pretraining_key(wildcards)], sort_keys=True)
+def pretraining_settings_json(wildcards, pretraining=None):
+    return json.dumps(GRID.pretrainings[pretraining_key(wildcards, pretraining)], sort_keys=True)
+
+
+def official_pretrained_file(wildcards):
+    """The dataset's official pre-trained model (role `pretrained`), for the pre-training `official`."""
+    names = pretrained_sources(SPECS[wildcards.dataset]) if wildcards.dataset in SPECS else []
+    if not names:
+        raise WorkflowError(
+            f"dataset {wildcards.dataset!r}: its route has no official pre-trained model (role `pretrained`), "
+            "so no run of it can name the pre-training 'official'"
+        )
+    return f"resources/raw/{wildcards.dataset}/{names[0]}"
 
 
 def pretraining_threads(wildcards):

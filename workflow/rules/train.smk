@@ -32,6 +32,33 @@ rule pretrain:
         " --dataset {wildcards.dataset:q} --out-dir {params.out_dir:q}"
 
 
+# import_pretrained: an official pre-trained model (role `pretrained` of the dataset's route: S3-Rec's
+# reproduce/*.pt) -> the pre-training named `official`, which fine-tuning runs name like their own
+ruleorder: import_pretrained > pretrain
+
+
+rule import_pretrained:
+    input:
+        state=official_pretrained_file,
+        sequences="resources/sequences/{dataset}.txt",
+        attributes="resources/sequences/{dataset}.attributes.json",
+    output:
+        pretrained="results/pretrain/{dataset}/{model}/official/pretrained.pt",
+        metrics="results/pretrain/{dataset}/{model}/official/metrics.json",
+    params:
+        elcrec=ELCREC,
+        settings=lambda wildcards: pretraining_settings_json(wildcards, "official"),
+        out_dir="results/pretrain/{dataset}/{model}/official",
+    log:
+        "logs/pretrain/{dataset}/{model}/official.log",
+    conda:
+        "../../envs/elcrec.yaml"
+    shell:
+        "{params.elcrec} --log {log:q} import-pretrained {input.state:q} --sequences {input.sequences:q}"
+        " --attributes {input.attributes:q} --model {wildcards.model:q} --settings {params.settings:q}"
+        " --dataset {wildcards.dataset:q} --out-dir {params.out_dir:q}"
+
+
 rule train:
     input:
         sequences="resources/sequences/{dataset}.txt",

@@ -22,6 +22,7 @@ from elcrec.data.download import Source
 
 INTERACTIONS = "interactions"
 REFERENCE = "reference"
+PRETRAINED = "pretrained"
 ATTRIBUTES = "attributes"
 
 
@@ -136,3 +137,9 @@ def attribute_sources(spec: dict) -> list[str]:
 def reference_sources(spec: dict) -> list[str]:
     """The authors' released model files for this route's data (role `reference`): rule `reference`."""
     return [source["name"] for source in spec["sources"] if source.get("role") == REFERENCE]
+
+
+def pretrained_sources(spec: dict) -> list[str]:
+    """Official pre-trained models for this route's data (role `pretrained`: S3-Rec's reproduce/*.pt),
+    imported by rule `import_pretrained` as the pre-training named `official`."""
+    return [source["name"] for source in spec["sources"] if source.get("role") == PRETRAINED]

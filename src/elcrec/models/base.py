@@ -67,6 +67,7 @@ PRETRAINING_SETTINGS = frozenset(BackboneSettings.__dataclass_fields__) | {
 # the next-item loss of every model on the SASRec backbone: `bce` (the code's), `ce` or `sampled_ce`
 # with `ce_negatives` items (losses.next_item_loss; docs/BEYOND.md)
 NEXT_ITEM_DEFAULTS = {"next_item_loss": "bce", "ce_negatives": 1000}
+NEXT_ITEM_CHOICES = {"next_item_loss": NEXT_ITEM_LOSSES}
 
 
 class NextItemObjective:
@@ -124,6 +125,7 @@ class EpochContext:
 class RecommenderModel(nn.Module):
     name: ClassVar[str] = ""
     defaults: ClassVar[dict] = {}  # the model's own settings and their defaults
+    choices: ClassVar[dict[str, tuple]] = {}  # the allowed values of its text settings (settings.check)
     needs_views: ClassVar[bool] = False
     needs_users: ClassVar[bool] = False  # built with the number of users (user-id embeddings)
     pretrains: ClassVar[bool] = False  # has a pre-training stage (pretraining.py) before training
@@ -172,6 +174,7 @@ class NextItemRecommender(RecommenderModel):
     position. SASRec itself, and the fine-tuning stage of the pre-training baselines (S3-Rec, DSSRec)."""
 
     defaults: ClassVar[dict] = NEXT_ITEM_DEFAULTS
+    choices: ClassVar[dict[str, tuple]] = NEXT_ITEM_CHOICES
 
     def __init__(self, vocab_size: int, settings: dict) -> None:
         super().__init__()

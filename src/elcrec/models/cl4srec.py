@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import torch
 
-from elcrec.models.base import NEXT_ITEM_DEFAULTS, Batch, NextItemObjective, RecommenderModel, backbone_from
+from elcrec.models.base import (
+    NEXT_ITEM_CHOICES,
+    NEXT_ITEM_DEFAULTS,
+    Batch,
+    NextItemObjective,
+    RecommenderModel,
+    backbone_from,
+)
 from elcrec.models.losses import flattened_info_nce
 from elcrec.models.registry import register
 
@@ -13,6 +20,7 @@ from elcrec.models.registry import register
 @register
 class CL4SRec(RecommenderModel):
     name = "cl4srec"
+    choices = NEXT_ITEM_CHOICES
     defaults = NEXT_ITEM_DEFAULTS | {"instance_weight": 0.1, "temperature": 1.0}
     needs_views = True
 

@@ -379,6 +379,7 @@ def prefix_examples(inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, to
 @register
 class DCRec(RecommenderModel):
     name = "dcrec"
+    choices: ClassVar[dict] = {"similarity_rows": SIMILARITY_ROWS}
     defaults: ClassVar[dict] = {
         # official Beauty settings, run_DCRec.py:250-264 (RecBole's Transformer: 2 layers, 2 heads, 64 dims)
         "layers": 2,

@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn import functional
 
 from elcrec.models.base import (
+    NEXT_ITEM_CHOICES,
     NEXT_ITEM_DEFAULTS,
     Batch,
     EpochContext,
@@ -53,6 +54,12 @@ def _check_choice(name: str, value: object, choices) -> None:
 @register
 class ELCRec(RecommenderModel):
     name = "elcrec"
+    choices = NEXT_ITEM_CHOICES | {
+        "ablation": tuple(ABLATIONS),
+        "fusion": FUSIONS,
+        "centre_init": CENTRE_INITS,
+        "cluster_loss": CLUSTER_LOSS_MODES,
+    }
     defaults = NEXT_ITEM_DEFAULTS | {
         "clusters": 256,
         "alpha": 1.0,

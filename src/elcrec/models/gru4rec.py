@@ -50,6 +50,7 @@ def bpr_sampled(outputs: torch.Tensor, targets: torch.Tensor, negatives: torch.T
 @register
 class GRU4Rec(RecommenderModel):
     name = "gru4rec"
+    choices: ClassVar[dict] = {"loss": LOSSES}
     defaults: ClassVar[dict] = {
         "hidden_size": 64,  # the shared protocol's 64 dimensions (official 100)
         "dropout": 0.3,  # official dropout on the embedded input

@@ -19,6 +19,7 @@ from torch.nn import functional
 
 from elcrec import ElcrecError
 from elcrec.models.base import (
+    NEXT_ITEM_CHOICES,
     NEXT_ITEM_DEFAULTS,
     Batch,
     EpochContext,
@@ -38,6 +39,7 @@ KMEANS_STARTS = ("continue", "fresh")
 @register
 class ICLRec(RecommenderModel):
     name = "iclrec"
+    choices = NEXT_ITEM_CHOICES | {"kmeans_start": KMEANS_STARTS}
     defaults = NEXT_ITEM_DEFAULTS | {
         "clusters": 256,
         "instance_weight": 0.1,

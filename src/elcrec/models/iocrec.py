@@ -245,6 +245,7 @@ class IntentDisentangler(nn.Module):
 @register
 class IOCRec(RecommenderModel):
     name = "iocrec"
+    choices: ClassVar[dict] = {"views": VIEW_SOURCES}
     defaults: ClassVar[dict] = {
         "hidden_size": 64,  # the shared protocol's 64 dimensions (official 128, tuned on Toys: runIOCRec.py:24)
         "layers": 3,  # official num_blocks (runIOCRec.py:26)

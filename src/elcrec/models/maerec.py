@@ -261,6 +261,7 @@ class LayerSumTransformer(nn.Module):
 @register
 class MAERec(RecommenderModel):
     name = "maerec"
+    choices: ClassVar[dict] = {"next_seeds": NEXT_SEEDS}
     defaults: ClassVar[dict] = {
         "hidden_size": 64,  # the shared protocol's 64 dimensions (official latdim 32, params.py:17)
         "layers": 2,  # Transformer blocks (params.py:22)

@@ -1,5 +1,7 @@
 """Import the authors' released ELCRec checkpoints into our modules (yueliu1999/ELCRec,
-`src/output/ELCRec-<Dataset>-1.pt`; rule `reference` fetches, imports and evaluates them).
+`src/output/ELCRec-<Dataset>-1.pt`; rule `reference` fetches, imports and evaluates them), and the
+official S3-Rec pre-trained models (aHuiWang/CIKM2020-S3Rec `reproduce/<Dataset>-epochs-150.pt`;
+rule `import_pretrained`), whose encoder has the same layout.
 
 Their layout follows the ICLRec code: `item_encoder.layer.N.attention.{query,key,value,dense,
 LayerNorm}`, `...intermediate.{dense_1,dense_2,LayerNorm}`, `item_embeddings`,
@@ -43,6 +45,32 @@ def convert_reference_state(state: dict[str, torch.Tensor]) -> tuple[dict[str, t
         else:
             raise ElcrecError(f"reference checkpoint: unexpected key {key!r} (shape {tuple(tensor.shape)})")
     return backbone, centres
+
+
+# the official S3-Rec model's pre-training heads and attribute table -> ours (models/s3rec.py)
+_S3REC_HEADS = [
+    (r"^(aap|mip|map|sp)_norm\.", r"pretraining_heads.\1_norm."),
+    (r"^attribute_embeddings\.", "pretraining_heads.attribute_embedding."),
+]
+
+
+def convert_s3rec_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The official S3-Rec state dict (or anything keyed by its parameter names) in our S3Rec's
+    names: the encoder under `backbone.` as the ELCRec checkpoints' (the ICLRec layout), the four
+    heads and the attribute table under `pretraining_heads`. Unknown keys are errors."""
+    converted = {}
+    for key, tensor in state.items():
+        for pattern, replacement in _S3REC_HEADS:
+            renamed, count = re.subn(pattern, replacement, key)
+            if count:
+                converted[renamed] = tensor
+                break
+        else:
+            if key == CENTRES_KEY:
+                raise ElcrecError(f"S3-Rec checkpoint: unexpected key {key!r} (shape {tuple(tensor.shape)})")
+            backbone, _ = convert_reference_state({key: tensor})
+            converted |= {f"backbone.{name}": value for name, value in backbone.items()}
+    return converted
 
 
 def reference_layout(state: dict[str, torch.Tensor]) -> dict[str, int]:

@@ -52,6 +52,7 @@ SEGMENT_NEGATIVES = ("all", "training")
 @register
 class S3Rec(NextItemRecommender):  # fine-tuning: SASRec
     name = "s3rec"
+    choices = NextItemRecommender.choices | {"segment_negatives": SEGMENT_NEGATIVES}
     pretrains = True
     defaults = (
         PRETRAINING_DEFAULTS

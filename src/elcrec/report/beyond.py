@@ -33,6 +33,7 @@ TEST_COLUMNS = [
     "metric",
     "better",
     "other",
+    "better_cell",
     "status",
     "better_mean",
     "other_mean",
@@ -86,7 +87,13 @@ def tests(runs: pd.DataFrame) -> pd.DataFrame:
         for better, other in COMPARISONS:
             sides = [_runs_of(runs, dataset, *COLUMNS[name]) for name in (better, other)]
             for metric in METRICS:
-                row = {"dataset": dataset, "metric": metric, "better": better, "other": other}
+                row = {
+                    "dataset": dataset,
+                    "metric": metric,
+                    "better": better,
+                    "other": other,
+                    "better_cell": stats.cell_id(dataset, *COLUMNS[better]),
+                }
                 if not all(len(side) for side in sides):
                     rows.append(row | {"status": "missing"})
                     continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import math
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -249,12 +250,20 @@ def _data_uri(path: Path | None) -> str | None:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
+def _generated() -> str:
+    """The render time, or SOURCE_DATE_EPOCH's (the reproducible-builds convention), so two renders
+    of the same tables can be byte-identical."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = datetime.fromtimestamp(int(epoch), UTC) if epoch else datetime.now(UTC)
+    return when.strftime("%Y-%m-%d %H:%M UTC")
+
+
 def context(tables: dict[str, pd.DataFrame], figure_paths: dict[str, Path | None], out_dir: Path) -> dict:
     absent = [name for name in table_module.TABLE_NAMES if name not in tables]
     if absent:
         raise ElcrecError(f"tables missing from the tables folder: {absent} (run `elcrec analyse` first)")
     return {
-        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated": _generated(),
         "summary": _summary(tables),
         "table1": _table1_blocks(tables["table1"], tables["table1_tests"], tables["released"]),
         "table10": _records(tables["table10"]),
@@ -270,6 +279,7 @@ def context(tables: dict[str, pd.DataFrame], figure_paths: dict[str, Path | None
         "claims": _claims(tables["claims"]),
         "beyond": _beyond(tables),
         "diverged": _records(tables["diverged"]),
+        "foreign": _records(tables["foreign"]),
         "provenance": _provenance(tables["runs"]),
         "figures": {
             name: {"uri": _data_uri(path), "file": path.relative_to(out_dir).as_posix() if path else None}

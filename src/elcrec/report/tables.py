@@ -50,6 +50,7 @@ TABLE_NAMES = [
     "missing",
     "released",
     "diverged",
+    "foreign",
     "claims",
     "strong_baselines",
     "strong_baseline_tests",
@@ -126,6 +127,30 @@ def _run_row(record: dict, run_dir: Path) -> dict:
 
 RUN_COLUMNS = list(_run_row({}, Path("dataset/model/variant/seed0")))
 DIVERGED_COLUMNS = ["dataset", "model", "variant", "seed", "cell", "run_dir", "epochs_run", "divergence"]
+FOREIGN_COLUMNS = ["dataset", "model", "variant", "seed", "run_dir", "data_sha256", "current_sha256", "reason"]
+
+
+def current_digests(sequences_dir: str | Path) -> dict[str, str]:
+    """{dataset: sha256 of its sequence file now}, from the sequences stage's stats files."""
+    digests = {}
+    for path in sorted(Path(sequences_dir).glob("*.stats.json")):
+        digest = json.loads(path.read_text(encoding="utf-8")).get("sequence_sha256")
+        if digest:
+            digests[path.name.removesuffix(".stats.json")] = digest
+    return digests
+
+
+def foreign_runs(runs: pd.DataFrame, digests: dict[str, str]) -> pd.DataFrame:
+    """Runs trained on other data than their dataset's sequence file now (a smoke run left in
+    results/runs before the full run, say): kept out of every table, listed with the reason."""
+    if not len(runs):
+        return pd.DataFrame(columns=FOREIGN_COLUMNS)
+    current = runs["dataset"].map(digests)
+    other = current.notna() & runs["data_sha256"].notna() & (runs["data_sha256"] != current)
+    rows = runs.loc[other, FOREIGN_COLUMNS[:-2]].assign(current_sha256=current[other])
+    trained, now = rows["data_sha256"].astype(str).str[:12], rows["current_sha256"].astype(str).str[:12]
+    rows["reason"] = "trained on another sequence file than the dataset's now (sha256 " + trained + ", now " + now + ")"
+    return rows[FOREIGN_COLUMNS].reset_index(drop=True)
 
 
 def run_records(root: str | Path) -> pd.DataFrame:
@@ -529,6 +554,8 @@ def build(
     re-made from whatever runs exist need no word of the config that trained them. `paper_claims`
     and `beyond_claims` (config/claims.yaml) are checked against the tables last."""
     every_run = run_records(runs_root)
+    foreign = foreign_runs(every_run, current_digests(sequences_dir))
+    every_run = every_run[~every_run["run_dir"].isin(foreign["run_dir"])]
     if seeds is None:
         seeds = sorted({int(seed) for seed in every_run["seed"]}) if len(every_run) else []
     # diverged runs have no metrics: present (never "missing"), listed with their divergence, and
@@ -536,7 +563,8 @@ def build(
     runs = every_run[every_run["status"] == "ok"]
     diverged = every_run[every_run["status"] == "diverged"]
     tidy = stats.collect_runs(runs_root)
-    tables = {"runs": every_run, "diverged": diverged[DIVERGED_COLUMNS]}
+    tidy = tidy[~tidy["run_dir"].isin(foreign["run_dir"])] if len(tidy) else tidy
+    tables = {"runs": every_run, "diverged": diverged[DIVERGED_COLUMNS], "foreign": foreign}
     diverged_cells = set(zip(diverged["dataset"], diverged["model"], diverged["variant"], strict=True))
     tables["table1"], tables["table1_tests"] = table1(runs, tidy, paper, registered, tolerance_pct, diverged_cells)
     tables["table10"] = ablation(runs, paper, tolerance_pct)
