@@ -35,7 +35,7 @@ def mirror_with(folder: Path, *names: str) -> Path:
     if missing:
         pytest.skip(
             f"needs {', '.join(missing)}: set {MIRRORS_VARIABLE} to folder(s) holding them "
-            "(the benchmark files and the released checkpoints; .ci/run does)"
+            '(README "Tests on the real files" says which files, from where, and how to check them)'
         )
     folder.mkdir(parents=True, exist_ok=True)
     for name in names:

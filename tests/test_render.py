@@ -75,6 +75,21 @@ def report(tmp_path_factory):
         write_run(root / "runs", "beauty", "elcrec", "ce", seed, elcrec_ce)
     write_diverged_run(root / "runs", "yelp", "sasrec", "default", 1)  # the paper's "-": shown, never a blank
     write_stats(root / "sequences")  # fixture-sized Beauty, ML-1M and MIND-small
+    checked = {  # what rule official_check writes (official.check_s3rec)
+        "model": "s3rec",
+        "official_code": "github.com/aHuiWang/CIKM2020-S3Rec @ 49a890dcb516c9ed3126564495234ea74d5cd566",
+        "compared": "AAP, MIP, MAP, SP, the total; every gradient",
+        "departures": "none switched off",
+        "status": "equal within float32 rounding",
+        "largest_loss_share": 6.1e-6,
+        "largest_gradient": {
+            "parameter": "backbone.blocks.0.feed_forward.expand.bias",
+            "difference": 1.9e-5,
+            "largest": 3.6,
+        },
+    }
+    (root / "official" / "beauty").mkdir(parents=True)
+    (root / "official" / "beauty" / "s3rec.json").write_text(json.dumps(checked))
     released = {"HR@5": 0.0529, "NDCG@5": 0.0355, "HR@20": 0.1079, "NDCG@20": 0.0509}  # Beauty: the paper's row
     (root / "reference" / "beauty").mkdir(parents=True)
     (root / "reference" / "beauty" / "metrics.json").write_text(json.dumps({"metrics": released}))
@@ -294,3 +309,12 @@ def test_the_cross_entropy_section_says_it_is_not_the_paper_and_gives_both_verdi
     markdown = report["markdown"]
     assert "## Beyond the paper: baselines trained with cross-entropy" in markdown
     assert "| beauty | HR@5 | ELCRec-CE vs SASRec-CE | +" in markdown
+
+
+def test_the_official_code_section_lists_every_model_and_the_checked_one_s_differences(report):
+    html = section(report["html"], "official")
+    assert html.count("<tr>") == 1 + 13  # the header and the thirteen Table 1 models
+    assert "equal within float32 rounding" in html and "0.00000610" in html
+    assert "backbone.blocks.0.feed_forward.expand.bias" in html and "aHuiWang/CIKM2020-S3Rec" in html
+    assert html.count("not checked yet") == 12
+    assert "## Checked against the official code" in report["markdown"]

@@ -2,13 +2,11 @@
 the encoder what they predict, each objective's loss against a hand computation, the ISP variant
 without attributes, fine-tuning as SASRec."""
 
-import json
 import math
 
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES
 from model_helpers import settings_for
 
 from elcrec import ElcrecError
@@ -16,7 +14,6 @@ from elcrec.data.sequences import SequenceData
 from elcrec.models.base import PRETRAINING_HEADS, PretrainingData
 from elcrec.models.registry import build
 from elcrec.models.s3rec import attribute_matrix, prefix_matrix, pretraining_sample
-from elcrec.settings import model_defaults
 
 # two users; the last two items of each (validation, test) are 90+ so a leak would show
 SEQUENCES = SequenceData.from_sequences([np.array([1, 2, 3, 4, 91, 92]), np.array([5, 6, 7, 93, 94])])
@@ -225,87 +222,3 @@ def test_official_settings_are_the_defaults():
     assert (settings["pretrain_epochs"], settings["epochs"], settings["patience"]) == (150, 200, 10)
     with pytest.raises(ElcrecError, match="segment_negatives"):
         model(segment_negatives="elsewhere")
-
-
-# ----- checked against the official code (aHuiWang/CIKM2020-S3Rec; docs/OFFICIAL.md) -----
-OFFICIAL = FIXTURES / "official" / "s3rec_pretrain_beauty"
-OFFICIAL_BATCH = {  # ours <- the official PretrainDataset's names
-    "items": "pos_items",
-    "masked_items": "masked_item_sequence",
-    "negatives": "neg_items",
-    "masked_segments": "masked_segment_sequence",
-    "positive_segments": "pos_segment",
-    "negative_segments": "neg_segment",
-}
-# float32 rounding: the losses are sums over up to 70 x 638 terms, summed in another order (AAP differs
-# by 6e-6 of itself); a gradient by at most 1e-4 of its tensor's largest entry, plus 1e-6 (the key
-# biases' gradients are 0 but for rounding: softmax ignores a constant added to a row of logits)
-LOSS_TOLERANCE = {"rel": 1e-5, "abs": 1e-5}
-GRADIENT_SHARE, GRADIENT_FLOOR = 1e-4, 1e-6
-
-
-@pytest.fixture
-def official_weights(tmp_path):
-    """Our S3-Rec on Beauty with the official pre-trained weights, imported through the name map."""
-    from conftest import fetched
-
-    from elcrec.data.attributes import read_item2attributes
-    from elcrec.models.reference import convert_s3rec_state
-
-    weights = fetched("beauty", "S3Rec-Beauty-epochs-150.pt", tmp_path)
-    sequences = SequenceData.load(fetched("beauty", "Beauty.txt", tmp_path))
-    items = set(range(1, sequences.max_item_id + 1))
-    attributes = read_item2attributes(fetched("beauty", "Beauty_item2attributes.json", tmp_path), items)
-    data = PretrainingData.of(sequences, 50, attributes, "beauty")
-    torch.manual_seed(0)
-    built = build("s3rec", data.vocab_size, model_defaults("s3rec"))  # the official shape: 64 dims, 2 layers
-    built.prepare_pretraining(data)
-    state = torch.load(weights, map_location="cpu", weights_only=True)
-    built.load_state_dict(convert_s3rec_state(state), strict=True)
-    return built.eval()  # dropout off, as on the fixture's official side
-
-
-def official_fixture() -> tuple[dict, dict]:
-    with np.load(OFFICIAL.with_suffix(".npz")) as arrays:
-        fixture = {name: arrays[name] for name in arrays.files}
-    return fixture, json.loads(OFFICIAL.with_suffix(".json").read_text(encoding="utf-8"))
-
-
-def test_the_four_pre_training_losses_and_every_gradient_equal_the_official_code_s(official_weights):
-    from elcrec.models.reference import convert_s3rec_state
-
-    fixture, record = official_fixture()
-    assert record["commit"] == "49a890dcb516c9ed3126564495234ea74d5cd566"
-    batch = {ours: torch.from_numpy(fixture[theirs]) for ours, theirs in OFFICIAL_BATCH.items()}
-    losses = official_weights.pretraining_loss(batch)
-    for ours, theirs in (("aap", "aap_loss"), ("mip", "mip_loss"), ("map", "map_loss"), ("sp", "sp_loss")):
-        assert losses[ours].item() == pytest.approx(float(fixture[theirs]), **LOSS_TOLERANCE), ours
-    assert losses["total"].item() == pytest.approx(float(fixture["total"]), **LOSS_TOLERANCE)
-    # the official multi-hot attribute targets of the batch are ours
-    targets = official_weights.attribute_targets[batch["items"]]
-    assert torch.equal(targets.long(), torch.from_numpy(fixture["attributes"]))
-    losses["total"].backward()
-    grads = {name: parameter.grad for name, parameter in official_weights.named_parameters()}
-    official = {}
-    for key in (key for key in fixture if key.startswith("grad/")):
-        name = key.removeprefix("grad/")
-        value = torch.from_numpy(fixture[key])
-        if f"grad_rows/{name}" in fixture:  # an embedding table: only the rows the batch touched
-            full = torch.zeros(record["param_shapes"][name])
-            full[torch.from_numpy(fixture[f"grad_rows/{name}"])] = value
-            value = full
-        official[name] = value
-    mapped = convert_s3rec_state(official)
-    assert set(mapped) == set(grads)  # every parameter of ours has its official twin, and no more
-    for name, gradient in mapped.items():
-        largest = float(gradient.abs().max())
-        assert float((grads[name] - gradient).abs().max()) <= GRADIENT_SHARE * largest + GRADIENT_FLOOR, name
-
-
-def test_the_official_weights_import_refuses_a_foreign_key():
-    from elcrec.models.reference import convert_s3rec_state
-
-    with pytest.raises(ElcrecError, match="unexpected key 'classifier.weight'"):
-        convert_s3rec_state({"classifier.weight": torch.zeros(2, 2)})
-    renamed = convert_s3rec_state({"sp_norm.bias": torch.zeros(2), "attribute_embeddings.weight": torch.zeros(3, 2)})
-    assert set(renamed) == {"pretraining_heads.sp_norm.bias", "pretraining_heads.attribute_embedding.weight"}

@@ -29,7 +29,8 @@ def snakemake(*args: str, workdir: Path | None = None) -> subprocess.CompletedPr
     if workdir is not None:
         command += ["--directory", str(workdir)]
     command += args  # last: --config and --configfile take every value after them
-    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    # the timeout guards against a hang, it checks no timing
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -65,13 +66,14 @@ def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
         "sequences": 6,
         "pretrain": 16,
         "import_pretrained": 1,
+        "official_check": 2,
         "train": 443,
         "reference": 4,
         "analyse": 1,
         "scale": 1,
         "report": 1,
         "all": 1,
-        "total": 490,
+        "total": 492,
     }
     assert "results/runs/beauty/elcrec/B+ICL/seed3/metrics.json" in result.stdout
     assert "results/pretrain/yelp/s3rec/ISP/pretrained.pt" in result.stdout
@@ -180,8 +182,8 @@ def test_own_data_config_plans_only_its_chosen_runs_and_a_target_goes_before_con
     for args in ((target, "--configfile", own), ("--configfile", own, "--", target)):
         one = snakemake("-n", *args, workdir=tmp_path)
         assert one.returncode == 0 and job_counts(one.stdout) == {"download": 1, "sequences": 1, "train": 1, "total": 3}
-    # the README shows the file as it is
-    assert (REPO / "config" / "own-data.yaml").read_text() in (REPO / "README.md").read_text()
+    # docs/DATASETS.md shows the file as it is
+    assert (REPO / "config" / "own-data.yaml").read_text() in (REPO / "docs" / "DATASETS.md").read_text()
 
 
 def test_rerender_makes_tables_and_report_from_the_runs_there_whichever_config_trained_them(tmp_path):
@@ -344,6 +346,9 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
     assert official["imported_from"]["file"] == "S3Rec-Beauty-epochs-150.pt" and official["pretraining_seconds"] is None
     record = json.loads((tmp_path / "results/runs/beauty/s3rec/official-pretrained/seed1/metrics.json").read_text())
     assert record["pretraining"]["file"] == "results/pretrain/beauty/s3rec/official/pretrained.pt"
+    check = json.loads((tmp_path / "results/official/beauty/s3rec.json").read_text())
+    assert check["status"].startswith("not compared: S3Rec-Beauty-epochs-150.pt is not the official file")
+    assert 'id="official"' in html and "not the official file" in html
     for seed in (1, 2):
         record = json.loads((tmp_path / f"results/runs/beauty/s3rec/ISP/seed{seed}/metrics.json").read_text())
         assert record["pretraining"]["file"] == "results/pretrain/beauty/s3rec/ISP/pretrained.pt"

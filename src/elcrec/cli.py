@@ -202,6 +202,15 @@ def _pretraining_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", help="recorded in metrics.json; named in errors")
 
 
+def _check_official(args: argparse.Namespace) -> None:
+    from elcrec.fileio import write_json_atomic
+    from elcrec.official import check
+
+    record = check(args.model, Path(args.weights), Path(args.sequences), args.attributes and Path(args.attributes))
+    write_json_atomic(Path(args.json), record)
+    print(f"{record['model']} against {record['official_code']}: {record['status']}", file=sys.stderr)
+
+
 def _evaluate(args: argparse.Namespace) -> None:
     from elcrec.data.sequences import MIN_LENGTH, SequenceData
     from elcrec.evaluation import evaluate
@@ -342,7 +351,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 # the commands that train or time models: their process gets elcrec.process's CPU settings first
-COMPUTE_COMMANDS = frozenset({"train", "pretrain", "evaluate", "bench", "scale", "estimate-gpu"})
+COMPUTE_COMMANDS = frozenset({"train", "pretrain", "evaluate", "bench", "scale", "estimate-gpu", "check-official"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -413,6 +422,14 @@ def build_parser() -> argparse.ArgumentParser:
     official.add_argument("state_dict", help="e.g. resources/raw/beauty/S3Rec-Beauty-epochs-150.pt (role pretrained)")
     _pretraining_arguments(official)
     official.set_defaults(handler=_import_pretrained)
+
+    check = command("check-official", "a model against its official code's numbers (docs/OFFICIAL.md)")
+    check.add_argument("--model", required=True, help="a model with a fixture of its official code (s3rec, elcrec)")
+    check.add_argument("--weights", required=True, help="the official weights the fixture was made with")
+    check.add_argument("--sequences", required=True, help="the dataset's sequence file")
+    check.add_argument("--attributes", help="its item attributes JSON (S3-Rec)")
+    check.add_argument("--json", required=True, help="where the record goes (results/official/...)")
+    check.set_defaults(handler=_check_official)
 
     evaluate = command("evaluate", "full-ranking metrics of a model file on a dataset")
     evaluate.add_argument("model_file", help="model.pt of a run, or the output of import-reference")

@@ -1,5 +1,5 @@
 """`elcrec estimate-gpu`: the grid's GPU hours as an ESTIMATE from work counted on the CPU, for as
-long as no GPU has been lent to measure them (README "Running on a GPU"; never a measurement).
+long as no GPU has been lent to measure them (docs/GPU.md; never a measurement).
 
 Method. For each (dataset, model, variant) of the grid (seeds share it) one training step, one
 validation batch and the epoch's hook are run on the CPU at the run's resolved settings, on the

@@ -11,7 +11,7 @@
   number. Contrastive losses fill their gradients with them: softmax probabilities such as
   exp(-100) over the flattened [b, 50 x 64] views of ICLRec, ELCRec and CL4SRec. There a
   [256, 256] @ [256, 3200] matmul took 32 ms instead of 3 ms, and the first training steps took
-  1.4 to 2.1 times as long (README, Speed). Flushing drops only what a float32 sum next to a
+  1.4 to 2.1 times as long (docs/MEASUREMENTS.md). Flushing drops only what a float32 sum next to a
   normal number cannot hold: two ICLRec epochs on Beauty gave identical test metrics; ELCRec's
   differed by a user or two, from last-bit differences such as another summation order makes.
   GPUs compute with subnormals at full speed, so this concerns the CPU only. The setting is per

@@ -73,7 +73,7 @@ def native_bfloat16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool | None:
     """Whether the CPU computes bfloat16 natively (AVX512-BF16 or AMX); None where unknown.
 
     Without it, CPU autocast to bfloat16 (`amp: true`) is emulated: an ELCRec Beauty epoch took
-    11x longer than in float32 on an AVX2-only AMD EPYC (README, "Speed").
+    11x longer than in float32 on an AVX2-only AMD EPYC (docs/MEASUREMENTS.md).
     """
     flags = _cpuinfo_field("flags", cpuinfo)
     if not flags:

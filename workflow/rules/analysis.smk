@@ -9,6 +9,7 @@ rule analyse:
         paper=PAPER_FILE,
         claims=CLAIMS_FILE,
         reference=reference_targets(),
+        official=official_check_targets(),
     output:
         [f"results/tables/{name}.csv" for name in TABLE_NAMES],
     params:
@@ -23,6 +24,26 @@ rule analyse:
         "{params.elcrec} --log {log:q} analyse --runs results/runs --sequences-dir resources/sequences"
         " --paper {input.paper:q} --claims {input.claims:q} --reference results/reference"
         " --seeds {params.seeds} --tolerance {params.tolerance} --out results/tables"
+
+
+# Checked against the official code (docs/OFFICIAL.md): our model on the official weights of a dataset
+# whose route ships them, against the fixture the official code made (tests/data/official)
+rule official_check:
+    input:
+        unpack(official_check_inputs),
+        sequences="resources/sequences/{dataset}.txt",
+        attributes="resources/sequences/{dataset}.attributes.json",
+    output:
+        "results/official/{dataset}/{model}.json",
+    params:
+        elcrec=ELCREC,
+    log:
+        "logs/official/{dataset}/{model}.log",
+    conda:
+        "../../envs/elcrec.yaml"
+    shell:
+        "{params.elcrec} --log {log:q} check-official --model {wildcards.model:q} --weights {input.weights:q}"
+        " --sequences {input.sequences:q} --attributes {input.attributes:q} --json {output:q}"
 
 
 # The scale study (beyond the paper): ELCRec's cluster step vs ICLRec's E-step against the number

@@ -27,6 +27,7 @@ from elcrec.data.registry import (  # noqa: E402
     resolve_dataset,
     source_of,
 )
+from elcrec.official import CHECKS as OFFICIAL_CHECKS  # noqa: E402
 from elcrec.experiments import PretrainKey, RunKey, expand as expand_grid, select as select_experiments  # noqa: E402
 from elcrec.experiments import summary as grid_summary  # noqa: E402
 from elcrec.scheduling import SLOT, job_resources, slot_capacity  # noqa: E402
@@ -251,6 +252,30 @@ def reference_checkpoint(wildcards):
 def reference_setting(wildcards, name):
     """The released model's shape: the dataset's ELCRec settings of the config (layers, clusters)."""
     return resolve_settings(config, wildcards.dataset, "elcrec", "ELCRec")[name]
+
+
+# the S3-Rec official check runs where a dataset's route ships the weights its fixture was made with
+# a check against the official code (src/elcrec/official.py) runs where the dataset's route ships
+# the weights its fixture was made with: S3-Rec's pre-trained model, the released ELCRec checkpoint
+def _official_weights(dataset):
+    names = pretrained_sources(SPECS[dataset])
+    return names + (reference_sources(SPECS[dataset]) if dataset in REFERENCE_DATASETS else [])
+
+
+def official_check_targets():
+    return [
+        f"results/official/{dataset}/{model}.json"
+        for dataset in DATASETS
+        for model, spec in OFFICIAL_CHECKS.items()
+        if spec["weights"] in _official_weights(dataset)
+    ]
+
+
+def official_check_inputs(wildcards):
+    spec = OFFICIAL_CHECKS[wildcards.model]
+    fixture = REPO / "tests" / "data" / "official" / spec["fixture"]
+    weights = f"resources/raw/{wildcards.dataset}/{spec['weights']}"
+    return {"weights": weights, "fixture": [f"{fixture}.npz", f"{fixture}.json"]}
 
 
 def reference_targets():

@@ -9,7 +9,7 @@ localrules:
 
 
 # A file:// source is an input, so fixing the file re-runs its download (which, for a source
-# trusted on first use, then names the record to delete: README "Checksums"). Snakemake deletes
+# trusted on first use, then names the record to delete: docs/DATASETS.md "Checksums"). Snakemake deletes
 # the outputs before a re-run; `elcrec download` keeps the verified file under .verified/ and
 # puts it back when a re-download cannot reach its source (src/elcrec/data/download.py).
 rule download:

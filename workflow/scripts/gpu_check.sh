@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU measurements of issue 17 in one go, for a host with a CUDA GPU (README "Running on a GPU").
+# The GPU measurements of issue 17 in one go, for a host with a CUDA GPU (docs/GPU.md).
 # Before: torch's CUDA build and the package (pip install torch==2.13.0 && pip install -e ".[test]")
 # and the Beauty sequence file (snakemake --cores 2 resources/sequences/beauty.txt).
 # Everything lands in $OUT (default results/gpu-check/): nvidia-smi, the smoke profile run on the

@@ -280,6 +280,7 @@ def context(tables: dict[str, pd.DataFrame], figure_paths: dict[str, Path | None
         "beyond": _beyond(tables),
         "diverged": _records(tables["diverged"]),
         "foreign": _records(tables["foreign"]),
+        "official": _records(tables["official"]),
         "provenance": _provenance(tables["runs"]),
         "figures": {
             name: {"uri": _data_uri(path), "file": path.relative_to(out_dir).as_posix() if path else None}

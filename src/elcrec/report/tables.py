@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from elcrec import RUN_DIR, ElcrecError, stats
+from elcrec import RUN_DIR, ElcrecError, official, stats
 from elcrec.report import beyond, claims, datasets, evidence
 from elcrec.stats import cell_id
 
@@ -51,6 +51,7 @@ TABLE_NAMES = [
     "released",
     "diverged",
     "foreign",
+    "official",
     "claims",
     "strong_baselines",
     "strong_baseline_tests",
@@ -549,6 +550,7 @@ def build(
     paper_claims: list[dict] | None = None,
     reference_root: str | Path | None = None,
     beyond_claims: list[dict] | None = None,
+    official_root: str | Path | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Every table from the run directories. `seeds` None: the seeds the runs have, so tables
     re-made from whatever runs exist need no word of the config that trained them. `paper_claims`
@@ -583,6 +585,7 @@ def build(
     tables["strong_baseline_tests"] = beyond.tests(runs)
     tables["missing"] = missing_runs(tables, seeds, registered)
     tables["released"] = released_checkpoints(reference_root or Path(runs_root).parent / "reference", tables["table1"])
+    tables["official"] = official.table(official_root or Path(runs_root).parent / "official")
     tables["claims"] = claims.check(paper_claims or [], tables, tolerance_pct)
     tables["beyond_claims"] = claims.check(beyond_claims or [], tables, tolerance_pct)
     return tables
