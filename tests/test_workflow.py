@@ -440,3 +440,16 @@ def test_rule_reference_evaluates_the_released_beauty_checkpoint_to_table_1(tmp_
     assert {name: round(metrics[name], 4) for name in published} == published
     record = json.loads((tmp_path / "resources/provenance/beauty/ELCRec-Beauty-1.pt.json").read_text())
     assert record["verification"] == "registry checksum"
+
+
+def test_the_slurm_profile_keeps_what_a_real_scheduler_needed():
+    # found by running the smoke profile on a one-node SLURM (workflow/scripts/slurm_local.sh; README)
+    import yaml
+
+    profile = yaml.safe_load((REPO / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
+    assert profile["executor"] == "slurm" and profile["config"] == ["jobs_per_gpu=1"]
+    assert profile["cores"] >= 1  # remote execution leaves workflow.cores unset: rule scale needs it
+    assert profile["slurm-status-command"] == "squeue"  # sacct hangs without slurmdbd
+    defaults = profile["default-resources"]
+    assert not {"cpus_per_task", "slurm_account", "slurm_partition", "gres"} & set(defaults)  # threads; defaults
+    assert {"runtime", "mem_mb"} <= set(defaults)
