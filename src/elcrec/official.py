@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 
 from elcrec import ElcrecError
+
+if TYPE_CHECKING:  # torch is imported where a check runs: the analysis reads only the records (`table`)
+    import torch
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "data" / "official"
@@ -89,6 +92,8 @@ def load_fixture(name: str, folder: Path = FIXTURES) -> tuple[dict[str, np.ndarr
 def official_gradients(fixture: dict[str, np.ndarray], rename) -> dict[str, tuple[torch.Tensor | None, torch.Tensor]]:
     """Every parameter's official gradient under our name (`rename`: official name -> ours): (rows,
     values) for an embedding table stored by its nonzero rows, (None, gradient) otherwise."""
+    import torch
+
     gradients = {}
     for key in (key for key in fixture if key.startswith("grad/")):
         name = key.removeprefix("grad/")
@@ -102,6 +107,8 @@ def compare(
 ) -> dict:
     """Each loss beside the official one, then (after our total's backward) every gradient: the
     largest difference as a share of its tensor's largest official entry."""
+    import torch
+
     compared = {}
     for name, official in official_losses.items():
         ours = losses[name].item()
@@ -144,19 +151,23 @@ def compare(
 
 def s3rec_differences(model: torch.nn.Module, fixture: dict[str, np.ndarray]) -> dict:
     """Our S3-Rec (official weights loaded) in eval mode on the fixture's pre-training batch."""
-    from elcrec.models.reference import convert_s3rec_state
+    import torch
+
+    from elcrec.models.reference import s3rec_name
 
     model.eval().zero_grad()
     batch = {ours: torch.from_numpy(fixture[theirs]) for ours, theirs in S3REC_BATCH.items()}
     official = {ours: float(fixture[theirs]) for ours, theirs in S3REC_LOSSES.items()}
-    gradients = official_gradients(fixture, lambda name: next(iter(convert_s3rec_state({name: None}))))
+    gradients = official_gradients(fixture, s3rec_name)
     return compare(model.pretraining_loss(batch), official, model, gradients)
 
 
 def elcrec_differences(model: torch.nn.Module, fixture: dict[str, np.ndarray]) -> dict:
     """Our ELCRec (the released checkpoint loaded) in eval mode on the fixture's training batch: its
     inputs, targets, negatives and the two views (the official code encodes them for both losses)."""
-    from elcrec.models.reference import CENTRES_KEY, convert_reference_state
+    import torch
+
+    from elcrec.models.reference import CENTRES_KEY, encoder_name
 
     model.eval().zero_grad()
     views = [torch.from_numpy(fixture[f"cl_batches/0/{view}"]) for view in (0, 1)]
@@ -170,13 +181,15 @@ def elcrec_differences(model: torch.nn.Module, fixture: dict[str, np.ndarray]) -
     official = {ours: float(fixture[theirs]) for ours, theirs in ELCREC_LOSSES.items()}
 
     def rename(name: str) -> str:
-        return "centres" if name == CENTRES_KEY else "backbone." + next(iter(convert_reference_state({name: None})[0]))
+        return "centres" if name == CENTRES_KEY else f"backbone.{encoder_name(name)}"
 
     return compare(model.loss(batch), official, model, official_gradients(fixture, rename))
 
 
 def model_with_official_weights(model_name: str, weights: Path, sequences: Path, attributes: Path) -> torch.nn.Module:
     """Our model on a dataset with the official weights, imported through the name map."""
+    import torch
+
     from elcrec.data.attributes import read_item2attributes
     from elcrec.data.sequences import SequenceData
     from elcrec.models.base import PretrainingData

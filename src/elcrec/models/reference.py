@@ -31,19 +31,29 @@ _RENAMES = [
 CENTRES_KEY = "cluster_centers"
 
 
+def _renamed(key: str, rules: list[tuple[str, str]]) -> str | None:
+    for pattern, replacement in rules:
+        renamed, count = re.subn(pattern, replacement, key)
+        if count:
+            return renamed
+    return None
+
+
+def encoder_name(key: str) -> str | None:
+    """Our backbone's name for a parameter of the ICLRec-layout encoder, or None."""
+    return _renamed(key, _RENAMES)
+
+
 def convert_reference_state(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
     """-> (backbone state dict in our names, cluster centres or None)."""
     backbone, centres = {}, state.get(CENTRES_KEY)
     for key, tensor in state.items():
         if key == CENTRES_KEY:
             continue
-        for pattern, replacement in _RENAMES:
-            renamed, count = re.subn(pattern, replacement, key)
-            if count:
-                backbone[renamed] = tensor
-                break
-        else:
+        renamed = encoder_name(key)
+        if renamed is None:
             raise ElcrecError(f"reference checkpoint: unexpected key {key!r} (shape {tuple(tensor.shape)})")
+        backbone[renamed] = tensor
     return backbone, centres
 
 
@@ -54,22 +64,22 @@ _S3REC_HEADS = [
 ]
 
 
+def s3rec_name(key: str) -> str | None:
+    """Our S3Rec's name for a parameter of the official S3-Rec model: the encoder under `backbone.`
+    as the ELCRec checkpoints' (the ICLRec layout), the four heads and the attribute table under
+    `pretraining_heads`; None for a key of neither."""
+    encoder = encoder_name(key)
+    return _renamed(key, _S3REC_HEADS) or (f"backbone.{encoder}" if encoder else None)
+
+
 def convert_s3rec_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The official S3-Rec state dict (or anything keyed by its parameter names) in our S3Rec's
-    names: the encoder under `backbone.` as the ELCRec checkpoints' (the ICLRec layout), the four
-    heads and the attribute table under `pretraining_heads`. Unknown keys are errors."""
+    """The official S3-Rec state dict in our S3Rec's names (`s3rec_name`); unknown keys are errors."""
     converted = {}
     for key, tensor in state.items():
-        for pattern, replacement in _S3REC_HEADS:
-            renamed, count = re.subn(pattern, replacement, key)
-            if count:
-                converted[renamed] = tensor
-                break
-        else:
-            if key == CENTRES_KEY:
-                raise ElcrecError(f"S3-Rec checkpoint: unexpected key {key!r} (shape {tuple(tensor.shape)})")
-            backbone, _ = convert_reference_state({key: tensor})
-            converted |= {f"backbone.{name}": value for name, value in backbone.items()}
+        renamed = s3rec_name(key)
+        if renamed is None:
+            raise ElcrecError(f"S3-Rec checkpoint: unexpected key {key!r} (shape {tuple(tensor.shape)})")
+        converted[renamed] = tensor
     return converted
 
 

@@ -84,27 +84,32 @@ def _released(released: pd.DataFrame, dataset: str) -> dict:
     return {"metrics": cells, "evaluated": bool(evaluated), "relation": relation}
 
 
+def _columns(rows: pd.DataFrame) -> list[dict]:
+    """A table's columns (Table 1's, the cross-entropy section's) in their order, each with its
+    first cell's source, status and run cell, and its four metrics."""
+    columns = []
+    for name in dict.fromkeys(rows["column"]):
+        metrics = _records(rows[rows["column"] == name].set_index("metric").reindex(table_module.METRICS).reset_index())
+        first = metrics[0]
+        columns.append(
+            {
+                "column": name,
+                "source": first.get("source"),
+                "status": first["status"],
+                "cell": first["cell"],
+                "metrics": metrics,
+            }
+        )
+    return columns
+
+
 def _table1_blocks(table1: pd.DataFrame, tests: pd.DataFrame, released: pd.DataFrame) -> list[dict]:
     blocks = []
     for dataset in table_module.TABLE1_DATASETS:
-        rows = table1[table1["dataset"] == dataset]
-        columns = []
-        for name in dict.fromkeys(rows["column"]):
-            cells = rows[rows["column"] == name].set_index("metric").reindex(table_module.METRICS)
-            first = cells.iloc[0]
-            columns.append(
-                {
-                    "column": name,
-                    "source": first["source"],
-                    "status": first["status"],
-                    "cell": first["cell"],
-                    "metrics": _records(cells.reset_index()),
-                }
-            )
         blocks.append(
             {
                 "dataset": dataset,
-                "columns": columns,
+                "columns": _columns(table1[table1["dataset"] == dataset]),
                 "tests": _records(tests[tests["dataset"] == dataset]),
                 "released": _released(released, dataset),
             }
@@ -224,15 +229,10 @@ def _beyond(tables: dict[str, pd.DataFrame]) -> dict:
     """The cross-entropy section: per benchmark one row per column (the paper's ELCRec first), its
     comparisons and its two verdicts."""
     table = tables["strong_baselines"]
-    blocks = []
-    for dataset in table_module.TABLE1_DATASETS:
-        rows = table[table["dataset"] == dataset]
-        columns = []
-        for name in dict.fromkeys(rows["column"]):
-            cells = rows[rows["column"] == name].set_index("metric").reindex(table_module.METRICS).reset_index()
-            records = _records(cells)
-            columns.append({"column": name, "cell": records[0]["cell"], "metrics": records})
-        blocks.append({"dataset": dataset, "columns": columns})
+    blocks = [
+        {"dataset": dataset, "columns": _columns(table[table["dataset"] == dataset])}
+        for dataset in table_module.TABLE1_DATASETS
+    ]
     tests = _records(tables["strong_baseline_tests"])
     return {"blocks": blocks, "tests": tests, "claims": _claims(tables["beyond_claims"])}
 
