@@ -73,6 +73,7 @@ def test_table1_claims_are_untestable_while_a_column_has_no_runs():
         outcome = claims.RULES[rule](tables, TWO)
         assert outcome.verdict == UNTESTABLE and outcome.value is None
         assert outcome.needs == ["results/runs/beauty/gru4rec/default/seed1/m"]  # dcrec is not a column here
+        assert "1 run it needs has no results yet" in outcome.detail
 
 
 def significance_table(best: list[str], p_values: list[float | None], status: str = "ok") -> pd.DataFrame:
@@ -252,6 +253,28 @@ def test_the_project_claims_file_loads_and_names_known_rules(tmp_path):
     assert claims.load(bad, "beyond") == []  # a file without beyond-the-paper verdicts
 
 
+def test_every_claim_with_a_number_names_a_percentage_or_a_fraction_unit(tmp_path):
+    for key in ("claims", "beyond"):
+        for claim in claims.load(REPO / "config" / "claims.yaml", key):
+            if claim.get("paper_value") is not None or claim["rule"] != "untested":
+                assert claims.unit_kind(claim["unit"]) in (claims.PERCENT, claims.FRACTION), claim["id"]
+    assert claims.unit_kind("% spread") == claims.PERCENT and claims.unit_kind("of the cells") == claims.FRACTION
+    head = "claims:\n  - {id: x, section: s, sentence: t, rule: domain_gain, "
+    for tail, error in (
+        ("paper_value: 8.9}", "`unit` must be a percentage"),  # the unit dropped
+        ("paper_value: 8.9, unit: percent}", "`unit` must be a percentage"),
+        ("paper_value: 93.75, unit: of the cells}", "is no fraction"),  # a percentage given as a fraction
+        ("paper_value: '8.9%', unit: '%'}", "paper_value must be a number"),
+        ("unit: null}", "`unit` must be a percentage"),  # a rule's value needs its unit too
+    ):
+        bad = tmp_path / "claims.yaml"
+        bad.write_text(head + tail + "\n")
+        with pytest.raises(ElcrecError, match=error):
+            claims.load(bad)
+    (tmp_path / "untested.yaml").write_text("claims:\n  - {id: x, section: s, sentence: t, rule: untested, why: w}\n")
+    assert claims.load(tmp_path / "untested.yaml")[0]["id"] == "x"  # no number, no unit
+
+
 def strong_baselines(sasrec_ce: float, elcrec_ce: float, status: str = "ok") -> dict[str, pd.DataFrame]:
     """The cross-entropy section's tables on two datasets x two metrics: the published ELCRec at 0.05,
     SASRec-CE and ELCRec-CE at the given means (ELCRec-CE's p-value 0.01 where it is higher)."""
@@ -300,7 +323,7 @@ def test_published_elcrec_against_a_cross_entropy_baseline():
     stronger = claims.RULES["published_beats"](strong_baselines(sasrec_ce=0.07, elcrec_ce=0.08), params)
     assert stronger.verdict == FAILS and stronger.value == 0.0 and "not in beauty HR@5" in stronger.detail
     missing = claims.RULES["published_beats"](strong_baselines(0.04, 0.06, status="missing"), params)
-    assert missing.verdict == UNTESTABLE and "cross-entropy runs missing" in missing.detail
+    assert missing.verdict == UNTESTABLE and "cross-entropy runs without results" in missing.detail
 
 
 def test_clustering_adds_to_a_cross_entropy_encoder_needs_a_higher_mean_and_p_below_alpha():

@@ -5,6 +5,7 @@ import json
 import re
 from html.parser import HTMLParser
 
+import pandas as pd
 import pytest
 from conftest import REPO
 from run_helpers import markdown_tables, write_diverged_run, write_run, write_stats
@@ -199,6 +200,57 @@ def test_the_claims_section_lists_every_claim_with_a_verdict(report):
     assert section.count('<tr id="claim-') == len(listed)
     assert "&gt;=" in section and ">=" not in section.replace("&gt;=", "")  # the HTML template escapes text
     assert "not yet testable" in section and "## The paper's claims" in report["markdown"]
+
+
+def test_claim_numbers_carry_their_unit_in_both_columns_and_formats(report):
+    assert render.amount(8.9, "%") == "8.90 %" and render.amount(0.9375, "of the cells") == "0.94 of the cells"
+    assert render.amount(None, "%") == "–" and render.amount(float("nan"), "%") == "–"
+    assert str(render.amount(1.0, "of <x>", html=True)) == "1.00&nbsp;of &lt;x&gt;"
+    page, markdown = report["html"], report["markdown"]
+    assert '<td class="value">8.90&nbsp;%</td>' in page and "| 8.90 % |" in markdown  # the abstract's NDCG@5 gain
+    assert '<td class="value">0.94&nbsp;of the cells</td>' in page and "| 0.94 of the cells |" in markdown
+    table = tables.read(report["root"] / "tables")["claims"]
+    assert table["value"].notna().any()  # some of ours too
+    for claim in table.to_dict("records"):
+        row = page.split(f'<tr id="claim-{claim["id"]}">')[1].split("</tr>")[0]
+        cells = re.findall(r'<td class="value">(.*?)</td>', row)
+        for value, cell in zip((claim["paper_value"], claim["value"]), cells, strict=True):
+            if pd.notna(value):  # the paper's number and ours, each with the claim's unit from claims.yaml
+                assert cell == f"{value:.2f}&nbsp;{html.escape(claim['unit'], quote=False)}", claim["id"]
+                assert f"| {value:.2f} {claim['unit']} |" in markdown, claim["id"]
+
+
+def test_the_summary_says_which_runs_have_no_results_and_why(report, tmp_path):
+    built = tables.read(report["root"] / "tables")
+    absent = built["missing"][built["missing"]["status"] == "missing"]
+    unrun = sorted(set(absent["dataset"]) - set(built["runs"]["dataset"]))
+    assert unrun == ["mind-small", "sports", "toys"]  # yelp has its diverged run
+    summary = html.unescape(section(report["html"], "summary"))
+    assert f"{len(absent)} runs that the report's tables need have no results yet" in summary
+    assert f"{int(absent['dataset'].isin(unrun).sum())} of them on datasets with no run here at all" in summary
+    assert "(mind-small, sports, toys)" in summary and "runs missing" not in report["markdown"]
+    # tables re-made from the runs found (no grid named): a run without results is unfinished or outside the grid
+    assert "re-made from\nthe runs found" in summary and "runs without results" in report["markdown"]
+    assert 'href="#grid"' in section(report["html"], "missing")
+    # the analysis of a config's finished grid (rule analyse names its files): outside that grid, none failed;
+    # a smoke run left in results/runs is named as left out
+    copied = tmp_path / "tables"
+    copied.mkdir()
+    for path in (report["root"] / "tables").glob("*.csv"):
+        (copied / path.name).write_bytes(path.read_bytes())
+    pd.DataFrame([{"grid_configs": "config/config.yaml + config/smoke.yaml"}]).to_csv(
+        copied / "analysis.csv", index=False
+    )
+    run = {"dataset": "beauty", "model": "sasrec", "variant": "default", "seed": 1}
+    run |= {"run_dir": "results/runs/beauty/sasrec/default/seed1", "reason": "trained on another sequence file"}
+    pd.DataFrame([run]).to_csv(copied / "foreign.csv", index=False)
+    written = render.render(copied, tmp_path / "report")
+    page, markdown = html.unescape(written["report.html"].read_text()), written["report.md"].read_text()
+    for text in (page, " ".join(markdown.split())):
+        assert "every run of the grid of" in text and "config/config.yaml + config/smoke.yaml" in text
+        assert "outside that grid" in " ".join(text.split()) and "re-made from" not in text
+    assert "Left out of every number: 1 run(s) under <code>results/runs/</code> trained on other data" in page
+    assert "Left out of every number: 1 run(s) under `results/runs/` trained on other data" in markdown
 
 
 def section(html: str, name: str) -> str:

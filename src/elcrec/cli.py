@@ -326,6 +326,7 @@ def _analyse(args: argparse.Namespace) -> None:
         paper_claims,
         args.reference,
         claims.load(args.claims, "beyond"),
+        grid_configs=args.grid_configs,
     )
     tables.write(built, args.out)
     print(f"{args.out}: {len(built)} tables from {len(built['runs'])} runs", file=sys.stderr)
@@ -516,6 +517,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seeds every table cell should have (default: the seeds the runs under --runs have)",
     )
     analyse.add_argument("--tolerance", type=float, default=5.0, help="relative gap (%%) that flags a number")
+    analyse.add_argument(
+        "--grid-configs",
+        nargs="+",
+        help="the config files whose grid has every run finished (rule analyse passes them): the report then "
+        "says the runs its tables need without results are outside that grid",
+    )
     analyse.add_argument("--out", default="results/tables", help="folder the tables go to")
     analyse.set_defaults(handler=_analyse)
 

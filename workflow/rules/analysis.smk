@@ -16,6 +16,7 @@ rule analyse:
         elcrec=ELCREC,
         seeds=" ".join(map(str, ANALYSIS_SEEDS)),
         tolerance=config["report"]["tolerance_pct"],
+        configs=" ".join(shlex.quote(path) for path in CONFIG_FILES),
     log:
         "logs/analyse.log",
     conda:
@@ -24,6 +25,7 @@ rule analyse:
         "{params.elcrec} --log {log:q} analyse --runs results/runs --sequences-dir resources/sequences"
         " --paper {input.paper:q} --claims {input.claims:q} --reference results/reference"
         " --seeds {params.seeds} --tolerance {params.tolerance} --out results/tables"
+        " --grid-configs {params.configs}"
 
 
 # Checked against the official code (docs/OFFICIAL.md): our model on the official weights of a dataset

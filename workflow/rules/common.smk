@@ -230,6 +230,16 @@ ANALYSIS_SEEDS = sorted({key.seed for key in GRID.runs}) or config["seeds"]
 # the analysis stage's files and the report's inputs (absolute: the working directory may be elsewhere)
 PAPER_FILE = str(REPO / "config" / "paper.yaml")
 CLAIMS_FILE = str(REPO / "config" / "claims.yaml")
+
+
+def _shown_path(path):
+    """A config file as the report names it: relative to the repository where it lies inside."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(resolved)
+
+
+# the config files of this run, the Snakefile's own first: the grid the analysis waits for
+CONFIG_FILES = list(dict.fromkeys(_shown_path(path) for path in workflow.configfiles))
 REPORT_TEMPLATES = sorted(str(path) for path in (REPO / "reports" / "templates").iterdir())
 REPORT_TARGETS = ["results/report/report.html", "results/report/report.md"]
 # the scale study (synthetic users) belongs to the paper's pipeline, not to a run of chosen experiments

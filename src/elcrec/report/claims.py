@@ -1,10 +1,11 @@
 """The paper's claims, checked one by one against our analysis tables.
 
 Each claim of `config/claims.yaml` quotes the paper's sentence, names a rule below and the rule's
-parameters (datasets, metrics, thresholds). A rule reads only the tables of `tables.build`
-(results/tables) and returns our value and one of three verdicts: the claim holds on our runs,
-it does not hold, or it is not yet testable, with the runs that are missing (and the Snakemake
-targets that make them) or the models still pending. No verdict is typed in anywhere.
+parameters (datasets, metrics, thresholds), and the unit of its numbers (a percentage or a
+fraction, `unit_kind`). A rule reads only the tables of `tables.build` (results/tables) and
+returns our value and one of three verdicts: the claim holds on our runs, it does not hold, or it
+is not yet testable, with the runs that have no results yet (and the Snakemake targets that make
+them) or the models still pending. No verdict is typed in anywhere.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def _untestable(reason: str, cells: pd.DataFrame, tables: dict[str, pd.DataFrame
     rows = missing.loc[pd.Series(wanted, index=missing.index, dtype=bool)]
     pending = sorted({f"{model} (not implemented yet)" for model in rows.loc[rows["status"] == "pending", "model"]})
     targets = sorted(target for target in rows["target"] if isinstance(target, str) and target)
-    detail = reason + (f"; {len(targets)} runs missing" if targets else "")
+    needed = "run it needs has" if len(targets) == 1 else "runs it needs have"
+    detail = reason + (f"; {len(targets)} {needed} no results yet" if targets else "")
     detail += f"; pending: {', '.join(pending)}" if pending else ""
     return Outcome(None, UNTESTABLE, detail, pending + targets)
 
@@ -182,7 +184,7 @@ def saving_over(tables, params) -> Outcome:
         return Outcome(
             None,
             UNTESTABLE,
-            f"cost runs missing: {', '.join(names) or 'all'}",
+            f"cost runs without results: {', '.join(names) or 'all'}",
             [f"experiment `cost`: {n}" for n in names],
         )
     values = rows.pivot(index="dataset", columns="column", values=quantity).astype(float).reindex(datasets)
@@ -286,7 +288,9 @@ def _domain_rows(tables, params) -> tuple[pd.DataFrame, Outcome | None]:
             ],
             columns=["dataset", "model", "variant"],
         )
-        return table, _untestable("runs missing", cells, tables, f"Table {params['table'].removeprefix('table')}")
+        return table, _untestable(
+            "runs without results", cells, tables, f"Table {params['table'].removeprefix('table')}"
+        )
     return table, None
 
 
@@ -369,7 +373,7 @@ def _strong_baseline_cells(tables, params, columns: list[str]) -> tuple[pd.DataF
     rows = table[table["dataset"].isin(datasets) & table["metric"].isin(metrics) & table["column"].isin(columns)]
     lacking = rows[rows["status"] != "ok"]
     if len(lacking) or rows.empty:
-        return rows, _untestable("cross-entropy runs missing", lacking, tables, "Beyond: cross-entropy")
+        return rows, _untestable("cross-entropy runs without results", lacking, tables, "Beyond: cross-entropy")
     return rows, None
 
 
@@ -425,6 +429,34 @@ def beats_significantly(tables, params) -> Outcome:
     )
 
 
+PERCENT, FRACTION = "percent", "fraction"
+
+
+def unit_kind(unit) -> str | None:
+    """What a claim's `unit` makes its numbers: a percentage ("%", "% spread": 8.9 is 8.9%) or a
+    fraction of a count ("of the cells": 0.9375 is 15 of 16); None for anything else."""
+    if not isinstance(unit, str):
+        return None
+    return PERCENT if unit.startswith("%") else FRACTION if unit.startswith("of ") else None
+
+
+def _check_unit(path: Path, claim: dict) -> None:
+    """A claim with a number (the paper's or a rule's) names its unit; a fraction lies in [0, 1]."""
+    if claim["rule"] == "untested" and claim.get("paper_value") is None:
+        return
+    kind = unit_kind(claim.get("unit"))
+    if kind is None:
+        raise ElcrecError(
+            f"{path}: claim {claim['id']!r}: `unit` must be a percentage ('%', '% spread') or a fraction "
+            f"('of the cells'), got {claim.get('unit')!r}"
+        )
+    value = claim.get("paper_value")
+    if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
+        raise ElcrecError(f"{path}: claim {claim['id']!r}: paper_value must be a number, got {value!r}")
+    if kind == FRACTION and value is not None and not 0 <= value <= 1:
+        raise ElcrecError(f"{path}: claim {claim['id']!r}: paper_value {value} is no fraction ({claim['unit']!r})")
+
+
 def load(path: str | Path, key: str = "claims") -> list[dict]:
     """The list under `key`: `claims` (the paper's, required) or `beyond` (ours beyond the paper)."""
     path = Path(path)
@@ -441,6 +473,7 @@ def load(path: str | Path, key: str = "claims") -> list[dict]:
             raise ElcrecError(f"{path}: claim {claim['id']!r}: an untested claim needs `why`")
         if claim["rule"] != "untested" and claim["rule"] not in RULES:
             raise ElcrecError(f"{path}: claim {claim['id']!r}: unknown rule {claim['rule']!r} (rules: {sorted(RULES)})")
+        _check_unit(path, claim)
     return claims
 
 

@@ -46,6 +46,18 @@ def percent(value, digits: int = 2) -> str:
     return "–" if _missing(value) else f"{float(value):+.{digits}f}%"
 
 
+def amount(value, unit=None, digits: int = 2, html: bool = False) -> str:
+    """A claim's number with its unit (config/claims.yaml): "8.90 %", "0.94 of the cells" (a
+    fraction); `html`: escaped, the number kept on one line with its unit's first word."""
+    if _missing(value):
+        return "–"
+    if _missing(unit) or not unit:
+        return number(value, digits)
+    if html:
+        return markupsafe.Markup("{}&nbsp;{}").format(number(value, digits), unit)
+    return f"{number(value, digits)} {unit}"
+
+
 def breakable_path(value) -> markupsafe.Markup:
     """A path that a narrow table cell may wrap after each "/" (never inside a name), escaped."""
     return markupsafe.Markup("/<wbr>").join(markupsafe.escape(str(value)).split("/"))
@@ -198,7 +210,6 @@ def _summary(tables: dict[str, pd.DataFrame]) -> dict:
         for label, row in compared
         if row.get("flag")
     ]
-    missing = tables["missing"]
     # every dataset with runs-worth of data, the four benchmarks, ML-1M and MIND-small alike
     other_data = [row for row in _records(tables["data_origin"]) if row["differs"]]
     return {
@@ -207,8 +218,33 @@ def _summary(tables: dict[str, pd.DataFrame]) -> dict:
         "within": len(compared) - len(flagged),
         "flagged": flagged,
         "runs": len(tables["runs"]),
-        "missing_runs": int((missing["status"] == "missing").sum()) if len(missing) else 0,
-        "pending_runs": int((missing["status"] == "pending").sum()) if len(missing) else 0,
+        "foreign_runs": len(tables["foreign"]),
+        "grid_configs": _grid_configs(tables.get("analysis")),
+        **_without_results(tables["missing"], tables["runs"]),
+    }
+
+
+def _grid_configs(analysis: pd.DataFrame | None) -> str:
+    """The config files whose grid had finished when the tables were made ("" for `rerender`)."""
+    if analysis is None or not len(analysis) or _missing(analysis["grid_configs"].iloc[0]):
+        return ""
+    return str(analysis["grid_configs"].iloc[0])
+
+
+def _without_results(missing: pd.DataFrame, runs: pd.DataFrame) -> dict:
+    """How many runs the report's tables need have no results (missing) or wait for a model (pending),
+    for which seeds, and which of their datasets have no run at all here."""
+    if not len(missing):
+        return {"missing_runs": 0, "pending_runs": 0, "seeds": [], "unrun_datasets": [], "missing_on_unrun": 0}
+    absent = missing[missing["status"] == "missing"]
+    with_runs = set(runs["dataset"]) if "dataset" in runs else set()
+    unrun = sorted(set(absent["dataset"]) - with_runs)
+    return {
+        "missing_runs": len(absent),
+        "pending_runs": int((missing["status"] == "pending").sum()),
+        "seeds": sorted({int(seed) for seed in missing["seed"]}),
+        "unrun_datasets": unrun,
+        "missing_on_unrun": int(absent["dataset"].isin(unrun).sum()),
     }
 
 
@@ -299,7 +335,7 @@ def environment(templates: Path = TEMPLATES) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters |= {"num": number, "pval": pvalue, "pct": percent, "path": breakable_path}
+    env.filters |= {"num": number, "pval": pvalue, "pct": percent, "amount": amount, "path": breakable_path}
     return env
 
 

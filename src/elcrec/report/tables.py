@@ -56,6 +56,7 @@ TABLE_NAMES = [
     "strong_baselines",
     "strong_baseline_tests",
     "beyond_claims",
+    "analysis",
 ]
 # one row of table1_tests.csv: best vs runner-up of one dataset and metric
 TEST_COLUMNS = [
@@ -551,10 +552,13 @@ def build(
     reference_root: str | Path | None = None,
     beyond_claims: list[dict] | None = None,
     official_root: str | Path | None = None,
+    grid_configs: list[str] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Every table from the run directories. `seeds` None: the seeds the runs have, so tables
     re-made from whatever runs exist need no word of the config that trained them. `paper_claims`
-    and `beyond_claims` (config/claims.yaml) are checked against the tables last."""
+    and `beyond_claims` (config/claims.yaml) are checked against the tables last. `grid_configs`:
+    the config files whose grid had every run finished before this analysis (rule analyse), so a
+    run the tables need without results is outside that grid; None: the runs as found (rerender)."""
     every_run = run_records(runs_root)
     foreign = foreign_runs(every_run, current_digests(sequences_dir))
     every_run = every_run[~every_run["run_dir"].isin(foreign["run_dir"])]
@@ -588,6 +592,7 @@ def build(
     tables["official"] = official.table(official_root or Path(runs_root).parent / "official")
     tables["claims"] = claims.check(paper_claims or [], tables, tolerance_pct)
     tables["beyond_claims"] = claims.check(beyond_claims or [], tables, tolerance_pct)
+    tables["analysis"] = pd.DataFrame([{"grid_configs": " + ".join(grid_configs or [])}])
     return tables
 
 
