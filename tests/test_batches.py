@@ -2,7 +2,17 @@ import numpy as np
 import pytest
 import torch
 
-from elcrec.data.batches import ItemSets, TrainingData, augment, crop, mask, reorder, sample_negatives, training_batches
+from elcrec.data.batches import (
+    ItemSets,
+    TrainingData,
+    augment,
+    crop,
+    mask,
+    prefixes_ending_at,
+    reorder,
+    sample_negatives,
+    training_batches,
+)
 from elcrec.data.sequences import SequenceData
 
 
@@ -102,3 +112,35 @@ def test_training_batches_cover_every_user_once_with_views_and_clean_negatives()
             assert not set(negatives[row][negatives[row] > 0].tolist()) & set(sequences[user].tolist())
     plain = next(training_batches(data, 3, generator, views=False))
     assert "views" not in plain
+
+
+def test_prefixes_ending_at_moves_each_prefix_to_the_last_column():
+    rows = torch.tensor([[0, 0, 3, 4, 5], [6, 7, 8, 9, 1]])
+    prefixes = prefixes_ending_at(rows, torch.tensor([3, 0]))
+    assert prefixes.tolist() == [[0, 0, 0, 3, 4], [0, 0, 0, 0, 6]]
+
+
+def test_prefix_batches_hold_every_input_position_once_as_its_own_example():
+    sequences = [np.arange(1, n + 1) + 3 * u for u, n in enumerate([3, 4, 8, 12, 5, 6, 7])]
+    split = SequenceData.from_sequences(sequences).split(max_len=6)
+    data = TrainingData.of(split)
+    batches = list(training_batches(data, 4, torch.Generator().manual_seed(0), views=True, unit="prefixes"))
+    examples = int((split.train_input > 0).sum())
+    assert [len(batch["users"]) for batch in batches] == [4] * (examples // 4) + (
+        [examples % 4] if examples % 4 else []
+    )
+    seen = []
+    for batch in batches:
+        assert batch["views"].shape == (2 * len(batch["users"]), 6)
+        for row, user in enumerate(batch["users"].tolist()):
+            prefix = batch["input"][row][batch["input"][row] > 0].tolist()
+            items = split.train_input[user][split.train_input[user] > 0].tolist()
+            targets = split.train_target[user][split.train_input[user] > 0].tolist()
+            assert prefix == items[: len(prefix)] and int(batch["target"][row, -1]) == targets[len(prefix) - 1]
+            assert int(batch["negative"][row, -1]) not in sequences[user].tolist()
+            for view in (batch["views"][row], batch["views"][len(batch["users"]) + row]):
+                assert set(view[view > 0].tolist()) <= set(prefix)  # views of the example's own prefix
+            seen.append((user, len(prefix)))
+    assert len(seen) == len(set(seen)) == examples
+    with pytest.raises(ValueError, match="batch_unit"):
+        next(training_batches(data, 4, torch.Generator(), unit="items"))

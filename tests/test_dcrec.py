@@ -10,6 +10,7 @@ from model_helpers import VOCAB, epoch_context, settings_for, tiny_batch, tiny_s
 from torch.nn import functional
 
 import elcrec.models.dcrec as dcrec
+from elcrec.data.batches import prefixes_ending_at
 from elcrec.data.sequences import SequenceData
 from elcrec.models.registry import build
 
@@ -136,6 +137,16 @@ def test_gcn_propagation_is_dgl_graphconv_with_self_loops_by_hand():
     mean = dcrec.light_propagation(torch.tensor([[1.0], [0.0]]), matrix)
     # h = (1, 0), Ph = (root, 1/4), P^2 h = (1/2, root/4 + root/4)
     assert mean.flatten().tolist() == pytest.approx([(1 + root + 0.5) / 3, (0.25 + root / 2) / 3])
+    # DGL <= 0.9.0 filled the added self-loops with 0: they count in the degrees but carry nothing
+    unweighted = dcrec.propagation_matrix(
+        torch.tensor([0]),
+        torch.tensor([1]),
+        torch.tensor([0.5]),
+        torch.tensor([1, 0]),
+        torch.tensor([0, 1]),
+        loop_weight=0.0,
+    )
+    assert torch.allclose(unweighted.to_dense(), torch.tensor([[0.0, 0.0], [0.5 / 2, 0.0]]))
 
 
 def test_edge_dropout_zeroes_drawn_edges_and_keeps_the_degrees():
@@ -303,20 +314,38 @@ def test_a_saved_model_scores_the_same_after_prepare():
     assert torch.equal(loaded.score(score_batch), net.score(score_batch))
 
 
+def test_a_batch_of_prefix_examples_gives_the_losses_of_its_users_expanded():
+    """The default (official) batches hold one prefix a row; the same examples of the same users as
+    one batch of users, expanded in the model, give the same losses (no dropout)."""
+    batch = tiny_batch()
+    rows, ends = (batch["input"] > 0).nonzero(as_tuple=True)
+    examples = {key: prefixes_ending_at(batch[key][rows], ends) for key in ("input", "target")} | {"users": rows}
+    losses = {}
+    for unit, data in (("prefixes", examples), ("users", batch)):
+        net = model(batch_unit=unit, **QUIET)
+        net.prepare(tiny_sequences())
+        torch.manual_seed(3)
+        with torch.no_grad():
+            losses[unit] = net.train().loss(data)
+    for name in ("next_item", "graph_cl", "kl", "total"):
+        assert losses["prefixes"][name].item() == pytest.approx(losses["users"][name].item(), rel=1e-5, abs=1e-7)
+
+
+@pytest.mark.parametrize("loop_weight", [1.0, 0.0])
 @pytest.mark.parametrize("drop_prob", [0.0, 0.5])
-def test_edge_list_propagation_equals_the_reference_formula(drop_prob):
+def test_edge_list_propagation_equals_the_reference_formula(drop_prob, loop_weight):
     graph = dcrec.adjacency_graph(tiny_sequences(), VOCAB)
     edge_list = dcrec.EdgeList(graph)
     source, destination, weight = edge_list.source, edge_list.destination, edge_list.weight
     degrees = (edge_list.out_degree, edge_list.in_degree)
-    fast = edge_list.propagation(None, drop_prob, torch.Generator().manual_seed(4))
+    fast = edge_list.propagation(None, drop_prob, torch.Generator().manual_seed(4), loop_weight)
     reference = dcrec.propagation_matrix(
-        source, destination, weight, *degrees, drop_prob, torch.Generator().manual_seed(4)
+        source, destination, weight, *degrees, drop_prob, torch.Generator().manual_seed(4), loop_weight
     )
     assert torch.allclose(fast.to_dense(), reference.to_dense(), atol=1e-7)
     # the augmented graph: edges removed, degrees and the dropout draws over the kept edges only
     keep = torch.arange(len(source)) % 3 != 0
-    fast = edge_list.propagation(keep, drop_prob, torch.Generator().manual_seed(4))
+    fast = edge_list.propagation(keep, drop_prob, torch.Generator().manual_seed(4), loop_weight)
     kept_source, kept_destination = source[keep], destination[keep]
     reference = dcrec.propagation_matrix(
         kept_source,
@@ -326,5 +355,6 @@ def test_edge_list_propagation_equals_the_reference_formula(drop_prob):
         torch.bincount(kept_destination, minlength=VOCAB),
         drop_prob,
         torch.Generator().manual_seed(4),
+        loop_weight,
     )
     assert torch.allclose(fast.to_dense(), reference.to_dense(), atol=1e-7)

@@ -250,7 +250,7 @@ def test_defaults_and_settings_of_the_pretraining():
         200,
         10,
     )
-    assert (defaults["pretrain_epochs"], defaults["pretrain_batch_size"], defaults["pretrain_lr"]) == (300, 256, 1e-3)
+    assert (defaults["pretrain_epochs"], defaults["pretrain_batch_size"], defaults["pretrain_lr"]) == (30, 256, 1e-3)
     assert (defaults["pretrain_seed"], defaults["intents"], defaults["confidence"]) == (42, 4, 0.5)
     assert (defaults["s2i_weight"], defaults["s2s_weight"], defaults["batch_size"]) == (1.0, 1.0, 256)
     identity = model_class("dssrec").pretraining_identity(defaults)

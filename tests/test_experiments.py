@@ -38,20 +38,20 @@ def test_counts_per_experiment(grid):
         "ablation": 48,
         "sensitivity": 36,
         "cost": 12,
-        "departures": 144,
+        "departures": 180,
         "domains": 12,
         "official-weights": 3,
         "strong-baselines": 36,
     }
-    assert len(grid.runs) == 168 + 48 - 12 + 36 - 4 + 12 + 144 + 12 + 3 + 36
+    assert len(grid.runs) == 168 + 48 - 12 + 36 - 4 + 12 + 180 + 12 + 3 + 36
     assert all(not keys for keys in grid.pending.values())  # every Table 1 column has its model
     assert "experiment table1: 168 runs (12 shared with other experiments)\n" in summary(grid) + "\n"
-    assert "443 distinct runs in all, 17 pre-trainings" in summary(grid)
+    assert "479 distinct runs in all, 21 pre-trainings" in summary(grid)
 
 
 def test_pretrainings_are_shared_by_the_runs_that_name_them(grid):
     # S3-Rec: ISP, default (shared with the timed `cost` run) and train-negatives per dataset, and the
-    # imported official one on Beauty; DSSRec one per dataset
+    # imported official one on Beauty; DSSRec's default (30 epochs) and e300 per dataset
     names = {(key.model, key.pretraining) for key in grid.pretrainings}
     assert names == {
         ("s3rec", "ISP"),
@@ -59,8 +59,11 @@ def test_pretrainings_are_shared_by_the_runs_that_name_them(grid):
         ("s3rec", "train-negatives"),
         ("s3rec", "official"),
         ("dssrec", "default"),
+        ("dssrec", "e300"),
     }
-    assert len(grid.pretrainings) == 4 * 4 + 1
+    assert len(grid.pretrainings) == 4 * 5 + 1
+    assert grid.pretrainings[PretrainKey("beauty", "dssrec", "default")]["pretrain_epochs"] == 30
+    assert grid.pretrainings[PretrainKey("beauty", "dssrec", "e300")]["pretrain_epochs"] == 300
     default = PretrainKey("beauty", "s3rec", "default")
     users = sorted(key for key, pretraining in grid.pretraining_of.items() if pretraining == default)
     assert users == [RunKey("beauty", "s3rec", "cost", 1)] + [

@@ -9,6 +9,7 @@ from model_helpers import VOCAB, epoch_context, settings_for, tiny_batch, tiny_s
 from torch.nn import functional
 
 from elcrec import ElcrecError
+from elcrec.data.batches import prefixes_ending_at
 from elcrec.models import iocrec
 from elcrec.models.base import RecommenderModel
 
@@ -148,7 +149,7 @@ def test_scores_are_the_max_over_each_intents_own_scores():
 
 
 def test_next_item_loss_runs_every_prefix_as_its_own_example():
-    model = build().eval()
+    model = build(batch_unit="users").eval()
     batch = tiny_batch()
     width = batch["input"].shape[1]
     with torch.no_grad():
@@ -160,12 +161,26 @@ def test_next_item_loss_runs_every_prefix_as_its_own_example():
                 prefix = torch.tensor([[0] * (width - t) + items[:t]])
                 target = torch.tensor([next_items[t - 1]])
                 singles.append(functional.cross_entropy(model.score({"input": prefix}), target))
-        last_only = build(prefixes=False).eval().loss(batch)["next_item"]  # the same seed: the same weights
+        last_only = build(batch_unit="users", prefixes=False).eval().loss(batch)["next_item"]  # same seed, weights
         last_scores = model.score({"input": batch["input"]})
     assert len(singles) == int((batch["input"] > 0).sum())
     assert losses["next_item"].item() == pytest.approx(torch.stack(singles).mean().item(), rel=1e-5)
     expected_last = functional.cross_entropy(last_scores, batch["target"][:, -1])
     assert last_only.item() == pytest.approx(expected_last.item(), rel=1e-5)
+
+
+def test_a_batch_of_prefix_examples_is_one_example_a_row():
+    """The default (official) batches hold one prefix a row: the same examples as a batch of users
+    expanded in the model give the same next-item loss."""
+    batch = tiny_batch()
+    rows, ends = (batch["input"] > 0).nonzero(as_tuple=True)
+    examples = {key: prefixes_ending_at(batch[key][rows], ends) for key in ("input", "target")} | {"users": rows}
+    with torch.no_grad():
+        per_row = build().eval().loss(examples)["next_item"]
+        expanded = build(batch_unit="users").eval().loss(batch)["next_item"]
+        doubled = build().eval().loss(batch)["next_item"]  # whole inputs as examples: their last items only
+    assert per_row.item() == pytest.approx(expanded.item(), rel=1e-5)
+    assert doubled.item() != pytest.approx(expanded.item(), rel=1e-3)
 
 
 def test_official_views_ignore_the_batch_views_and_protocol_views_use_them():

@@ -258,8 +258,24 @@ def test_the_model_reconstructs_masked_edges_against_real_item_negatives():
         assert negative.min() >= 1 and negative.max() <= VOCAB - 2  # never the padding 0 or the mask id
 
 
+def test_official_next_item_negatives_avoid_the_training_sequence_and_the_largest_id():
+    """handler.py:12-16, 83-90: ids 1..items-1, redrawn while in the user's training sequence only."""
+    training = [np.array([1, 2, 3]), np.array([4, 5]), np.array([6, 7, 8, 9]), np.array([2, 4])]
+    built = model()
+    built.prepare(SequenceData.from_sequences(training))
+    batch = tiny_batch()
+    torch.manual_seed(1)
+    drawn = torch.stack([built.next_item_negatives(batch) for _ in range(300)])  # [draws, users, positions]
+    assert torch.equal(drawn > 0, (batch["target"] > 0).expand_as(drawn))
+    for user, items in enumerate(training):
+        ids = set(drawn[:, user][drawn[:, user] > 0].tolist())
+        assert ids == set(range(1, VOCAB - 2)) - set(items.tolist())  # 10, the largest item id, is never drawn
+    protocol = prepared(next_item_negatives="protocol")
+    assert protocol.official_negatives is False and prepared().official_negatives is True
+
+
 def test_the_recommender_loss_is_bce_over_the_gcn_table_of_the_masked_graph():
-    built = prepared(reg=1e-3, mask_candidates=2, mask_depth=1, **NO_DROPOUT)
+    built = prepared(reg=1e-3, mask_candidates=2, mask_depth=1, next_item_negatives="protocol", **NO_DROPOUT)
     batch = tiny_batch()
     losses = built.loss(batch)
     rows, cols, values = built.encoder_graph

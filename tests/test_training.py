@@ -8,7 +8,7 @@ from conftest import FIXTURES, fetched
 from elcrec import ElcrecError
 from elcrec.data.sequences import SequenceData
 from elcrec.settings import model_defaults
-from elcrec.training import CHECKPOINT, NonFiniteLoss, Trainer, history_csv, load_model_file, run
+from elcrec.training import CHECKPOINT, NonFiniteLoss, Trainer, history_csv, load_model_file, run, scheduled_lr
 
 BEAUTY = FIXTURES / "benchmark" / "Beauty.txt"
 
@@ -178,6 +178,15 @@ def test_early_stopping_restores_the_best_epoch(split):
     trainer.fit(log=lambda line: None)
     assert len(trainer.history) == 3  # epoch 0 is best; two epochs without a strict improvement stop it
     assert trainer.best["epoch"] == 0
+
+
+def test_the_learning_rate_decays_in_steps_as_steplr(split):
+    assert [scheduled_lr({"lr": 1.0, "lr_decay_every": 0, "lr_decay": 0.2}, epoch) for epoch in (0, 99)] == [1.0, 1.0]
+    decayed = [scheduled_lr({"lr": 1e-3, "lr_decay_every": 30, "lr_decay": 0.2}, epoch) for epoch in (0, 29, 30, 60)]
+    assert decayed == pytest.approx([1e-3, 1e-3, 2e-4, 4e-5])
+    trainer = Trainer(split, "sasrec", settings("sasrec", epochs=2, lr_decay_every=1, lr_decay=0.5), 1)
+    trainer.fit(log=lambda line: None)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(5e-4)  # the second epoch's
 
 
 def test_same_seed_same_numbers_on_cpu(split, tmp_path):

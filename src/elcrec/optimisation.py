@@ -173,6 +173,10 @@ class Optimisation:
         means = {f"loss_{key}": float(total) / max(steps, 1) for key, total in sums.items()}
         return means | {"memory_mb": memory / max(steps, 1) / 2**20}
 
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups if self.optimizer is not None else []:
+            group["lr"] = lr
+
     @classmethod
     def of(
         cls,

@@ -27,11 +27,22 @@ POSITIVE = frozenset(
         "temperature", "cl_temp", "kmeans_iterations", "kmeans_redo", "intents", "negatives", "gcn_layers",
         "graph_distance", "mask_candidates", "mask_depth", "mask_steps", "reconstruction_edges",
         "reconstruction_negatives", "max_predictions", "horizontal_filters", "vertical_filters", "window",
-        "targets", "sim_group", "neighbour_sample",
+        "targets", "sim_group", "neighbour_sample", "lr_decay",
     }
 )  # fmt: skip
 NON_NEGATIVE = frozenset(
-    {"patience", "weight_decay", "l2", "reg", "alpha", "init_std", "graphcl_coefficient", "reward_eps", "pretrain_seed"}
+    {
+        "patience",
+        "weight_decay",
+        "l2",
+        "reg",
+        "alpha",
+        "init_std",
+        "graphcl_coefficient",
+        "reward_eps",
+        "pretrain_seed",
+        "lr_decay_every",
+    }
 )  # and every *_weight
 FRACTIONS = frozenset({"dropout", "attention_dropout", "graph_dropout", "mask_p", "mask_prob"})  # in [0, 1)
 SHARES = frozenset({"tau", "gamma", "beta", "confidence", "path_prob"})  # in [0, 1]

@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from elcrec import ElcrecError, snapshots
-from elcrec.data.batches import AUGMENTATIONS, ItemSets, TrainingData, training_batches
+from elcrec.data.batches import AUGMENTATIONS, BATCH_UNITS, ItemSets, TrainingData, training_batches
 from elcrec.data.sequences import SequenceData, Split
 from elcrec.evaluation import KS, MASKING_MODES, EvaluationResult, evaluate
 from elcrec.fileio import atomic_path, save_torch_atomic, write_json_atomic, write_text_atomic
@@ -64,6 +64,10 @@ TRAINING_DEFAULTS = {
     # a run whose loss turns NaN or infinite: `record` writes the run directory as diverged (epoch,
     # step and losses; the report shows it, as the paper's "-" for DCRec on Yelp), `fail` stops the job
     "on_divergence": "record",
+    "batch_unit": "users",  # what batch_size counts: users, or prefix examples (data/batches.py BATCH_UNITS)
+    # a step decay of the learning rate: x lr_decay every lr_decay_every epochs (0: constant), as StepLR
+    "lr_decay_every": 0,
+    "lr_decay": 1.0,
 }
 DIVERGENCE_MODES = ("record", "fail")
 # the allowed values of the text training settings (settings.check; `device` has a pattern of its own)
@@ -72,9 +76,16 @@ TRAINING_CHOICES = {
     "on_divergence": DIVERGENCE_MODES,
     "selection_metric": (*(f"{name}@{k}" for k in KS for name in ("HR", "NDCG")), "MRR"),
     "augmentation": ("random", *AUGMENTATIONS),
+    "batch_unit": BATCH_UNITS,
 }
 CHECKPOINT, MODEL_FILE = "checkpoint.pt", "model.pt"
 CHECKPOINT_FORMAT = 1
+
+
+def scheduled_lr(settings: dict, epoch: int) -> float:
+    """The learning rate of `epoch` (from 0): StepLR's lr * lr_decay^(epoch // lr_decay_every)."""
+    every = settings["lr_decay_every"]
+    return settings["lr"] * (settings["lr_decay"] ** (epoch // every) if every else 1.0)
 
 
 def save_model_file(
@@ -169,9 +180,11 @@ class Trainer:
             self.generator,
             views=self.model.needs_views,
             augmentation=self.augmentation,
+            unit=self.settings["batch_unit"],
         )
 
     def train_epoch(self) -> dict[str, float]:
+        self.optimisation.set_lr(scheduled_lr(self.settings, self.epoch))
         return self.optimisation.epoch(self.model.loss, self.epoch_batches(), self.model_name, self.epoch)
 
     def evaluate(self, which: str, masking: str | None = None) -> EvaluationResult:

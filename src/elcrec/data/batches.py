@@ -28,6 +28,9 @@ import torch
 from elcrec.data.sequences import History, Split
 
 AUGMENTATIONS = ("crop", "mask", "reorder")
+# what a training batch's `batch_size` counts: users (each row a user's whole input) or prefix
+# examples (each row one input position's prefix, as IOCRec's and DCRec's official loaders)
+BATCH_UNITS = ("users", "prefixes")
 
 
 class ItemSets:
@@ -37,10 +40,15 @@ class ItemSets:
         self.vocab_size = vocab_size
         self.keys = torch.sort(history.rows * vocab_size + history.items).values
 
+    @classmethod
+    def of_keys(cls, keys: torch.Tensor, vocab_size: int) -> ItemSets:
+        """From the sorted keys of another ItemSets (a model keeps them as a buffer)."""
+        sets = object.__new__(cls)
+        sets.vocab_size, sets.keys = vocab_size, keys
+        return sets
+
     def to(self, device: torch.device | str) -> ItemSets:
-        moved = object.__new__(ItemSets)
-        moved.vocab_size, moved.keys = self.vocab_size, self.keys.to(device)
-        return moved
+        return ItemSets.of_keys(self.keys.to(device), self.vocab_size)
 
     def contains(self, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         queries = rows * self.vocab_size + items
@@ -49,15 +57,20 @@ class ItemSets:
 
 
 def sample_negatives(
-    inputs: torch.Tensor, users: torch.Tensor, item_sets: ItemSets, generator: torch.Generator
+    inputs: torch.Tensor,
+    users: torch.Tensor,
+    item_sets: ItemSets,
+    generator: torch.Generator | None,
+    high: int | None = None,
 ) -> torch.Tensor:
-    """One negative per non-padding input position (0 at padding), not in the user's sequence."""
+    """One negative per non-padding input position (0 at padding), not in the user's item set:
+    uniform over 1..high-1 (default high: the vocabulary size)."""
     rows = users[:, None].expand_as(inputs)
-    device = inputs.device
-    negatives = torch.randint(1, item_sets.vocab_size, inputs.shape, generator=generator, device=device)
+    device, high = inputs.device, high or item_sets.vocab_size
+    negatives = torch.randint(1, high, inputs.shape, generator=generator, device=device)
     redraw = item_sets.contains(rows, negatives) & (inputs > 0)
     while redraw.any():
-        fresh = torch.randint(1, item_sets.vocab_size, (int(redraw.sum()),), generator=generator, device=device)
+        fresh = torch.randint(1, high, (int(redraw.sum()),), generator=generator, device=device)
         negatives[redraw] = fresh
         redraw[redraw.clone()] = item_sets.contains(rows[redraw], fresh)
     return torch.where(inputs > 0, negatives, torch.zeros_like(negatives))
@@ -173,19 +186,68 @@ class TrainingData:
         return self.input.device
 
 
-def training_batches(
+def prefixes_ending_at(values: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """Each row of a left-padded [n, width] matrix up to its column `columns[i]`, moved right to end
+    at the last column (left padding, as a whole input)."""
+    width = values.shape[1]
+    source = torch.arange(width, device=values.device)[None, :] - (width - 1 - columns)[:, None]
+    taken = values.gather(1, source.clamp(min=0))
+    return torch.where(source >= 0, taken, torch.zeros_like(taken))
+
+
+def prefix_batches(
     data: TrainingData,
     batch_size: int,
     generator: torch.Generator,
     views: bool = False,
     augmentation: dict | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
+    """One epoch of prefix examples: every non-padding input position of every user is one example
+    (its prefix, left-padded, whose last target is the next item), shuffled, `batch_size` at a time.
+
+    The keys of `training_batches`, a row per example (`users` holds each example's user, repeated
+    where a user has several); the views augment the example's own prefix, not the user's input.
+    """
+    device = data.device
+    rows, columns = (data.input > 0).nonzero(as_tuple=True)
+    order = torch.randperm(len(rows), generator=generator, device=device)
+    negatives = sample_negatives(data.target, torch.arange(data.n_users, device=device), data.item_sets, generator)
+    for start in range(0, len(rows), batch_size):
+        picked = order[start : start + batch_size]
+        users, ends = rows[picked], columns[picked]
+        batch = {
+            "users": users,
+            "input": prefixes_ending_at(data.input[users], ends),
+            "target": prefixes_ending_at(data.target[users], ends),
+            "negative": prefixes_ending_at(negatives[users], ends),
+        }
+        if views:
+            lengths = (batch["input"] > 0).sum(1)
+            pair = [augment(batch["input"], lengths, data.max_len, generator, **(augmentation or {})) for _ in range(2)]
+            batch["views"] = torch.cat(pair)
+        yield batch
+
+
+def training_batches(
+    data: TrainingData,
+    batch_size: int,
+    generator: torch.Generator,
+    views: bool = False,
+    augmentation: dict | None = None,
+    unit: str = "users",
+) -> Iterator[dict[str, torch.Tensor]]:
     """One epoch: users in a random order, `batch_size` at a time (the last batch may be smaller),
-    built on `data.device` with `generator` (on the same device).
+    built on `data.device` with `generator` (on the same device); `unit: prefixes` gives
+    `prefix_batches` instead.
 
     Keys: users, input, target, negative ([b, max_len]) and, with `views`, two augmented views of
     each training input stacked as [2b, max_len] (view one's rows first).
     """
+    if unit not in BATCH_UNITS:
+        raise ValueError(f"batch_unit must be one of {BATCH_UNITS}, got {unit!r}")
+    if unit == "prefixes":
+        yield from prefix_batches(data, batch_size, generator, views, augmentation)
+        return
     device = data.device
     order = torch.randperm(data.n_users, generator=generator, device=device)
     every_user = torch.arange(data.n_users, device=device)

@@ -56,6 +56,10 @@ class SequenceData:
     def sequence(self, index: int) -> np.ndarray:
         return self.items[self.offsets[index] : self.offsets[index + 1]]
 
+    def history(self) -> History:
+        """Each user's items as (row, item) pairs."""
+        return _history(self.items, self.offsets[:-1], self.offsets[1:])
+
     @classmethod
     def from_sequences(cls, sequences: list[np.ndarray], user_ids: np.ndarray | None = None) -> SequenceData:
         lengths = np.array([len(sequence) for sequence in sequences], dtype=np.int64)

@@ -4,9 +4,12 @@ its official code runs: HKUDS/DCRec at 23382332, `recbole/model/sequential_recom
 
 Every training example is a prefix of a user's training input and the item that follows it: the
 official code expands each training sequence into all its prefixes (run_DCRec.py:152-184,
-`sequential_augmentation`), which are exactly the positions of our training batch (the input
-cut to its last 50 items, prefix by prefix, as the official prefixes of its cut sequences). A
-batch of users therefore carries about 5.7 examples per user on Beauty (`batch_size` counts users).
+`sequential_augmentation`), which are exactly the positions of our training input (cut to its last
+50 items, prefix by prefix, as the official prefixes of its cut sequences). A step is 2,048 shuffled
+examples (`batch_unit: prefixes`, data/batches.py `prefix_batches`), so the graph augmentation drops
+the transitions of the step's 1,900-odd distinct users and the conformity weights' batch statistics
+see a mixed batch, as RecBole's shuffled loader gives; Beauty's learning rate decays x0.2 every 30
+epochs (StepLR). With `batch_unit: users` a row is a user and all its prefixes are its examples.
 
 Three views of an example's last item i and a fusion of them (dcrec.py:338-426):
 - the sequence view: the prefix through a *bidirectional* post-LN Transformer, output at its last
@@ -175,11 +178,15 @@ class EdgeList(nn.Module):
         return self.source * self.size + self.destination
 
     def propagation(
-        self, keep: torch.Tensor | None = None, drop_prob: float = 0.0, generator: torch.Generator | None = None
+        self,
+        keep: torch.Tensor | None = None,
+        drop_prob: float = 0.0,
+        generator: torch.Generator | None = None,
+        loop_weight: float = 1.0,
     ) -> torch.Tensor:
         """The GCN's propagation matrix (see `propagation_matrix`); `keep` selects edges, the
         structural degrees and the edge dropout then count the kept ones only."""
-        loops = torch.ones(self.size, dtype=self.weight.dtype, device=self.weight.device)
+        loops = torch.full((self.size,), loop_weight, dtype=self.weight.dtype, device=self.weight.device)
         weight = torch.cat([self.weight, loops])
         out_degree, in_degree, candidates = self.out_degree, self.in_degree, None
         if keep is not None:
@@ -211,16 +218,18 @@ def propagation_matrix(
     in_degree: torch.Tensor,
     drop_prob: float = 0.0,
     generator: torch.Generator | None = None,
+    loop_weight: float = 1.0,
 ) -> torch.Tensor:
     """[size, size] sparse P with P[j, i] = w_ij / sqrt(out_i * in_j), DGL GraphConv(norm="both")
-    with edge weights after `dgl.add_self_loop` (dcrec.py:118): a weight-1 self-loop per node is
-    appended (DGL's fill_data default) and the degrees are edge counts, self-loops included, not
-    weight sums. Edge dropout as dcrec.py:95-107: int(drop_prob * edges) edge indices drawn with
-    replacement (self-loops included) get weight 0; the degrees keep counting them."""
+    with edge weights after `dgl.add_self_loop` (dcrec.py:118): a self-loop of weight `loop_weight`
+    per node is appended (1: DGL >= 0.9.1's fill_data; 0: DGL <= 0.9.0) and the degrees are edge
+    counts, self-loops included, not weight sums. Edge dropout as dcrec.py:95-107: int(drop_prob *
+    edges) edge indices drawn with replacement (self-loops included) get weight 0; the degrees keep
+    counting them."""
     size = len(out_degree)
     loops = torch.arange(size, device=source.device)
     source, destination = torch.cat([source, loops]), torch.cat([destination, loops])
-    weight = torch.cat([weight, torch.ones(size, dtype=weight.dtype, device=weight.device)])
+    weight = torch.cat([weight, torch.full((size,), loop_weight, dtype=weight.dtype, device=weight.device)])
     if drop_prob > 0:
         count = int(drop_prob * len(weight))
         draw_on = weight.device if generator is None else torch.device("cpu")
@@ -352,14 +361,17 @@ def items_first(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.where(columns[None, :] < lengths[:, None], taken, torch.zeros_like(taken)), lengths
 
 
-def prefix_examples(inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+def prefix_examples(inputs: torch.Tensor, targets: torch.Tensor, every_prefix: bool = True) -> dict[str, torch.Tensor]:
     """The official prefix expansion of a batch (run_DCRec.py:152-184): one example per target.
 
     inputs, targets [b, L] left-padded; the example at (row r, column c) is inputs[r] up to column c,
     items first ("items" [n, width], "lengths"), its last item and its next item ("target"), and
-    its user row ("rows").
+    its user row ("rows"). Without `every_prefix` (a batch of prefix examples), each row's last column only.
     """
-    rows, columns = (targets > 0).nonzero(as_tuple=True)
+    present = targets > 0
+    if not every_prefix:
+        present = present & (torch.arange(targets.shape[1], device=targets.device) == targets.shape[1] - 1)
+    rows, columns = present.nonzero(as_tuple=True)
     first = inputs.shape[1] - (inputs > 0).sum(dim=1)
     lengths = columns - first[rows] + 1
     width = max(int(lengths.max()), 1) if len(lengths) else 1
@@ -395,11 +407,17 @@ class DCRec(RecommenderModel):
         "neighbour_sample": 10,  # hard-coded in dcrec.py:43-51
         "eval_edge_dropout": True,  # the official GCN drops edges in eval too (dcrec.py:117-119)
         "similarity_rows": "official",  # "aligned": each item its own top-k list (fixes run_DCRec.py:121-140)
-        # official: 2048 prefixes a step (run_DCRec.py:261); ours: users, each with all its prefixes
-        # (5.7 on average on Beauty), so 358 users hold about 2048 examples
-        "batch_size": 358,
-        # official stopping_step 20 (run_DCRec.py:226) on test Recall@1 over 100 sampled negatives;
-        # ours: on validation NDCG@20, full ranking (protocol)
+        # the self-loops dgl.add_self_loop adds (dcrec.py:118) weigh 1 from DGL 0.9.1 on (fill_data), 0 before;
+        # no DGL is pinned: the line came in May 2023 (DGL 1.x) and SSLRec's identical GCN names dgl==1.1.1
+        "self_loop_weight": 1.0,
+        # official: 2048 shuffled prefix examples a step (run_DCRec.py:261; RecBole's shuffled loader)
+        "batch_unit": "prefixes",
+        "batch_size": 2048,
+        # Beauty's schedule_step 30 (run_DCRec.py:259): StepLR(30, gamma 0.2) per epoch (trainer.py:114-115, 391)
+        "lr_decay_every": 30,
+        "lr_decay": 0.2,
+        # official 300 epochs, stopping_step 20 (run_DCRec.py:226) on TEST Recall@1 over 100 sampled negatives
+        # (the test loader is its valid_data, run_DCRec.py:337); ours: on validation NDCG@20, full ranking (protocol)
         "patience": 20,
     }
 
@@ -418,6 +436,8 @@ class DCRec(RecommenderModel):
         self.graphcl_coefficient = settings["graphcl_coefficient"]
         self.kl_weight = settings["kl_weight"]
         self.weight_mean = settings["weight_mean"]
+        self.every_prefix = settings["batch_unit"] == "users"  # else each row is one prefix example
+        self.self_loop_weight = settings["self_loop_weight"]
         self.sim_group = settings["sim_group"]
         self.cl_temp = settings["cl_temp"]
         self.neighbour_sample = settings["neighbour_sample"]
@@ -467,7 +487,7 @@ class DCRec(RecommenderModel):
         drop = self.graph_dropout if (self.training or self.eval_edge_dropout) else 0.0
         with torch.autocast(self.backbone.item_embedding.weight.device.type, enabled=False):
             table = self.graph_input_dropout(self.backbone.item_embedding.weight.float())
-            matrix = graph.propagation(keep, drop, generator)
+            matrix = graph.propagation(keep, drop, generator, self.self_loop_weight)
             return self.graph_norm(light_propagation(table, matrix) + table)
 
     def encode(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -496,7 +516,7 @@ class DCRec(RecommenderModel):
     # ----- training -----
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         self._check_prepared()
-        examples = prefix_examples(batch["input"], batch["target"])
+        examples = prefix_examples(batch["input"], batch["target"], self.every_prefix)
         count = len(examples["target"])
         if count == 0:  # every user of the batch has an empty training input
             zero = sum(parameter.sum() for parameter in self.parameters()) * 0.0

@@ -5,7 +5,10 @@ intents, then fine-tuning it as SASRec.
 No official code exists. This module follows the paper; where the paper is silent the details come
 from the third-party re-implementation abis330/DSSRec (models.py, modules.py, datasets.py, utils.py;
 the settings of docs/BASELINES.md: hidden 64, 2 layers, 1 head, dropout 0.5, K = 4, lambda 0.5,
-pre-training 300 epochs of batch 256 at lr 1e-3 and seed 42, fine-tuning 200 epochs, patience 10).
+pre-training of batch 256 at lr 1e-3 and seed 42, fine-tuning 200 epochs, patience 10). Fine-tuning
+starts from pre-training epoch 30: the re-implementation pre-trains 300 epochs (--pre_epochs), saves
+every epoch (pretrainer.py:80-93) and fine-tunes from the one `--ckp` names, default 30 (utils.py:28,
+finetuner.py:80-83); variant `pretrain300` starts from epoch 300 (our default before).
 
 Encoder: the shared causal SASRec backbone. Its feed-forward layer is the backbone's (inner size
 256, GELU), as the DCRec authors' port of DSSRec uses; the re-implementation's is a ReLU Conv1d of
@@ -86,7 +89,7 @@ class DSSRec(NextItemRecommender):  # fine-tuning: SASRec
             "heads": 1,  # paper / re-implementation (num_attention_heads 1); docs/BASELINES.md
             "epochs": 200,  # re-implementation's fine-tuning (utils.py --epochs 200); docs/BASELINES.md
             "patience": 10,  # re-implementation's finetuner.py: EarlyStopping(patience=10) on NDCG@20
-            "pretrain_epochs": 300,  # re-implementation's --pre_epochs 300; docs/BASELINES.md
+            "pretrain_epochs": 30,  # re-implementation's --ckp 30: the epoch fine-tuning starts from
             "pretrain_batch_size": 256,  # re-implementation's --pre_batch_size 256; docs/BASELINES.md
             "intents": 4,  # K: re-implementation's --num_intents 4; docs/BASELINES.md
             "confidence": 0.5,  # lambda, the share of (sequence, intent) pairs kept: --lambda_ 0.5; docs/BASELINES.md

@@ -24,10 +24,13 @@ absolute positions, so padding on the left would change what they compute: every
 right padding here before encoding (`right_padded`).
 
 The official trainer expands every training sequence into all its prefixes, each one example with
-its own target (data_processor.py `_data_augmentation`, data_aug on by default). The model is not
-causal (the global encoder and the last-item query see the whole input), so a prefix's state cannot
-be read off the full sequence: `prefixes: true` runs every prefix of the batch's input through the
-model as its own row, one cross-entropy example each; `false` keeps only the whole input's last item.
+its own target and its own two views (data_processor.py `_data_augmentation`, data_aug on by
+default), and a step is 256 shuffled examples (about 514 steps an epoch on Beauty). The default
+`batch_unit: prefixes` does the same (data/batches.py `prefix_batches`). The model is not causal
+(the global encoder and the last-item query see the whole input), so a prefix's state cannot be read
+off the full sequence. With `batch_unit: users` (variant `user-batches`: 256 users a step, about 1,500
+examples, two views per user), `prefixes: true` runs every prefix of a user's input through the model
+as its own row; `false` (variant `last-item`) keeps only the whole input's last item.
 
 The official views (dataset.py CL4SRecDataset, data_augmentation.py Crop/Mask/Reorder) differ from the
 protocol's: masked items become the spare mask id (vocab - 1), not padding, and crop and reorder
@@ -256,11 +259,12 @@ class IOCRec(RecommenderModel):
         "clusters": 4,  # K intent prototypes, official k_intention (runIOCRec.py:22)
         "cl_weight": 0.1,  # official lamda (runIOCRec.py:20)
         "temperature": 1.0,  # official tao (runIOCRec.py:19)
-        "prefixes": True,  # official data_aug: every prefix of the input is one cross-entropy example
+        "batch_unit": "prefixes",  # official: a step is 256 shuffled prefix examples (data_aug)
+        "prefixes": True,  # with `batch_unit: users`: every prefix of a user's input one example
         "views": "official",  # official crop/mask/reorder (mask -> mask id); `protocol`: the batch's views
         # crop 0.2 / mask 0.7 / reorder 0.2 (runIOCRec.py:12-16) are the package's tau/gamma/beta.
-        # Not changed, as the shared protocol rules them: 300 epochs, patience 40 on valid NDCG@20
-        # (official 150 epochs, patience 10 on valid HR@10: runIOCRec.py:35, 40, 49), history masking.
+        "epochs": 150,  # official (runIOCRec.py:35)
+        "patience": 10,  # official (runIOCRec.py:40), on valid NDCG@20 (official HR@10: the protocol's metric)
     }
 
     def __init__(self, vocab_size: int, settings: dict) -> None:
@@ -272,6 +276,8 @@ class IOCRec(RecommenderModel):
         self.global_encoder = GlobalEncoder(size, max_len, self.backbone.settings.dropout)
         self.disentangler = IntentDisentangler(settings["clusters"], size, max_len)
         self.settings = {key: settings[key] for key in (*self.defaults, "augmentation", "tau", "gamma", "beta")}
+        # a batch of prefix examples is one example a row: its last item only
+        self.every_prefix = settings["prefixes"] and settings["batch_unit"] == "users"
         self.mask_id = vocab_size - 1
         self.needs_views = settings["views"] == "protocol"
         self._initialise(self.backbone.settings.init_std)
@@ -304,7 +310,7 @@ class IOCRec(RecommenderModel):
         leading = leading_padding(batch["input"])
         ids, lengths = moved_to_front(batch["input"], leading), batch["input"].shape[1] - leading
         targets = moved_to_front(batch["target"], leading)  # target t is the item after input t
-        prefixes, prefix_lengths, prefix_targets = prefix_examples(ids, lengths, targets, self.settings["prefixes"])
+        prefixes, prefix_lengths, prefix_targets = prefix_examples(ids, lengths, targets, self.every_prefix)
         views, view_lengths = self._views(batch, ids, lengths)
         # one encoder pass over the prefixes and both views: rows are independent (own dropout)
         local, global_ = self._encode(torch.cat([prefixes, views]))

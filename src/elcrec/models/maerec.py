@@ -26,7 +26,11 @@ Every `mask_steps` training steps (main.py:117-119) the masker picks new paths t
 Every step (main.py:124-143):
 - item table T = E + A'E + A'^2 E (2 GCN layers, no weights: model.py:28-32, 106-107) over the
   masked graph A'; the recommender encodes the input with T and is trained with the BCE next-item
-  loss (utils.py:52-63, the same loss as SASRec's);
+  loss (utils.py:52-63, the same loss as SASRec's). Its negatives (`next_item_negatives: official`)
+  are drawn every epoch, one per position, uniform over 1..items-1 (`randint(1, item_size - 1)` with
+  item_size = items + 1: the largest item id is never drawn) and redrawn while in the user's
+  training sequence s_1..s_{n-2} (handler.py:12-16, 83-90); `protocol` keeps the batch's (every id
+  up to the mask id, redrawn while anywhere in the user's whole sequence);
 - reconstruction (Decoder, model.py:81-93): up to `reconstruction_edges` masked edges (main.py:81),
   each with 20 negatives that keep its first item and 20 that keep its second (main.py:83-101),
   scored by an MLP over the products E_i[u] * E_j[v] of the GCN layers i, j < gcn_layers
@@ -58,6 +62,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from elcrec.data.batches import ItemSets, sample_negatives
 from elcrec.data.graphs import normalised, sparse, within_distance
 from elcrec.data.sequences import SequenceData
 from elcrec.models.backbone import Backbone, BackboneSettings, Dropout, FeedForward, SelfAttention
@@ -66,6 +71,7 @@ from elcrec.models.losses import next_item_bce
 from elcrec.models.registry import register
 
 NEXT_SEEDS = ("sum", "endpoints")
+NEGATIVE_SOURCES = ("official", "protocol")
 NORM_EPS = 1e-5  # torch's LayerNorm default, which the official recommender keeps (model.py:114, 182, 232)
 EPSILON = 1e-8  # the official guards of the seed score and reconstruction divisions (model.py:93, 261)
 MAX_REDRAWS = 100  # with `negative_rejection`: an item linked to every item has no valid negative
@@ -261,7 +267,7 @@ class LayerSumTransformer(nn.Module):
 @register
 class MAERec(RecommenderModel):
     name = "maerec"
-    choices: ClassVar[dict] = {"next_seeds": NEXT_SEEDS}
+    choices: ClassVar[dict] = {"next_seeds": NEXT_SEEDS, "next_item_negatives": NEGATIVE_SOURCES}
     defaults: ClassVar[dict] = {
         "hidden_size": 64,  # the shared protocol's 64 dimensions (official latdim 32, params.py:17)
         "layers": 2,  # Transformer blocks (params.py:22)
@@ -281,11 +287,12 @@ class MAERec(RecommenderModel):
         "reg": 1e-6,  # params.py:15
         "next_seeds": "sum",  # as model.py:308 runs; "endpoints": the paper's transition paths
         "negative_rejection": False,  # as main.py:91, 97 run (never rejects); True: reject graph edges
+        "next_item_negatives": "official",  # handler.py:12-16: 1..items-1, not in the training sequence
         "lr": 1e-3,  # params.py:5
         "batch_size": 256,  # trn_batch (params.py:9)
-        # official: 20 epochs (params.py:8), the best epoch picked on the test set's sampled HR@10
-        # (main.py:58), which the protocol rules out; ours: the protocol's selection on validation NDCG@20
-        # with up to 300 epochs and patience 40 (the official count is variant `e20`)
+        # official 20 epochs (params.py:8); its best epoch is picked on the test set's sampled HR@10
+        # (main.py:58), ours on validation NDCG@20 (protocol). Variant `e300`: the protocol's 300 / 40
+        "epochs": 20,
     }
 
     def __init__(self, vocab_size: int, settings: dict) -> None:
@@ -300,6 +307,7 @@ class MAERec(RecommenderModel):
         self.reconstruction_negatives = settings["reconstruction_negatives"]
         self.reward_eps, self.reg = settings["reward_eps"], settings["reg"]
         self.next_seeds, self.negative_rejection = settings["next_seeds"], settings["negative_rejection"]
+        self.official_negatives = settings["next_item_negatives"] == "official"
         fields = BackboneSettings.__dataclass_fields__
         backbone = BackboneSettings(**{key: value for key, value in settings.items() if key in fields})
         # the ego item embeddings (Encoder.item_emb, model.py:22): shared by GCN, recommender and masker
@@ -321,6 +329,8 @@ class MAERec(RecommenderModel):
         self.register_buffer("graph_values", graph.values().clone(), persistent=False)  # D^-1/2 (A + I) D^-1/2
         # the official `ii_dok` (A without the added loops), the edges `negative_rejection` avoids
         self.register_buffer("edge_keys", linked[0] * size + linked[1], persistent=False)
+        # each user's training sequence, which the official next-item negatives avoid (handler.py:83)
+        self.register_buffer("training_keys", ItemSets(train_sequences.history(), size).keys, persistent=False)
         self._reset_masking()
 
     def _require_graph(self) -> None:
@@ -378,6 +388,12 @@ class MAERec(RecommenderModel):
         )
         return positive, negative
 
+    def next_item_negatives(self, batch: Batch) -> torch.Tensor:
+        """The official negatives of the batch's target positions (handler.py:12-16, 83-90): ids
+        1..items-1 (vocab_size - 2 = items), redrawn while in the user's training sequence."""
+        item_sets = ItemSets.of_keys(self.training_keys, self.vocab_size)
+        return sample_negatives(batch["target"], batch["users"], item_sets, None, high=self.vocab_size - 2)
+
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         self._require_graph()
         masking_step = self.step % self.mask_steps == 0 or self.encoder_graph is None
@@ -385,6 +401,8 @@ class MAERec(RecommenderModel):
             scores = self.remask()
         layers = self.propagate(*self.encoder_graph)
         table = torch.stack(layers).sum(0)
+        if self.official_negatives:
+            batch = batch | {"negative": self.next_item_negatives(batch)}
         next_item = next_item_bce(
             self.transformer(batch["input"], table), partial(functional.embedding, weight=table), batch
         )
