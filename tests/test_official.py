@@ -1,21 +1,17 @@
 """official.py: ours against the official code's numbers (tests/data/official): S3-Rec's pre-training
 on its official Beauty weights, ELCRec's training step on the released Beauty checkpoint."""
 
+import numpy as np
 import pytest
 import torch
 from conftest import FIXTURES, fetched
 
 from elcrec import ElcrecError
 from elcrec.models.reference import convert_s3rec_state
-from elcrec.official import (
-    CHECKS,
-    OFFICIAL_CODE,
-    check,
-    elcrec_differences,
-    load_fixture,
-    model_with_official_weights,
-    s3rec_differences,
-)
+from elcrec.official import CHECKS, OFFICIAL_CODE, check
+from elcrec.official import elcrec as official_elcrec
+from elcrec.official import s3rec as official_s3rec
+from elcrec.official.common import compare_scores, load_fixture
 
 S3REC_FILES = ("S3Rec-Beauty-epochs-150.pt", "Beauty.txt", "Beauty_item2attributes.json")
 
@@ -59,16 +55,15 @@ def test_a_one_line_change_to_our_loss_is_caught(
 ):
     import importlib
 
-    files = s3rec_files if model == "s3rec" else [*elcrec_files, None]
+    side, files = (official_s3rec, s3rec_files) if model == "s3rec" else (official_elcrec, elcrec_files)
     fixture, _ = load_fixture(CHECKS[model]["fixture"])
-    differences = s3rec_differences if model == "s3rec" else elcrec_differences
-    assert differences(model_with_official_weights(model, *files), fixture)["within_tolerance"]
+    assert side.differences(side.with_official_weights(*files), fixture)["within_tolerance"]
     target = importlib.import_module(module)
     if changed is None:  # ELCRec: the cluster loss over the k(k-1) distinct pairs, the paper's reading
         original = target.cluster_loss
         changed = lambda *args, **kwargs: original(*args[:3], mode="paper")  # noqa: E731
     monkeypatch.setattr(target, function, changed)
-    found = differences(model_with_official_weights(model, *files), fixture)
+    found = side.differences(side.with_official_weights(*files), fixture)
     assert not found["within_tolerance"] and found["largest_loss_share"] > 5e-4
 
 
@@ -90,5 +85,14 @@ def test_the_fixtures_name_their_code_and_every_model_has_its_official_code():
         convert_s3rec_state({"classifier.weight": torch.zeros(2, 2)})
     with pytest.raises(ElcrecError, match="no such fixture"):
         load_fixture("nonexistent")
-    with pytest.raises(ElcrecError, match="no check against the official code for 'dcrec'"):
-        check("dcrec", FIXTURES, FIXTURES, None)
+    with pytest.raises(ElcrecError, match="no check against the official code for 'nosuch'"):
+        check("nosuch", FIXTURES, FIXTURES, None)
+
+
+def test_scores_are_compared_against_the_largest_official_score():
+    official = np.array([[10.0, -20.0], [5.0, 0.0]], dtype=np.float32)
+    same = compare_scores(torch.from_numpy(official) + 1e-4, official)
+    assert same["within"] and same["share"] == pytest.approx(1e-4 / 20, rel=1e-2)
+    assert not compare_scores(torch.from_numpy(official) * 1.001, official)["within"]
+    with pytest.raises(ElcrecError, match="scores: ours are"):
+        compare_scores(torch.zeros(3, 2), official)

@@ -206,7 +206,12 @@ def _check_official(args: argparse.Namespace) -> None:
     from elcrec.fileio import write_json_atomic
     from elcrec.official import check
 
-    record = check(args.model, Path(args.weights), Path(args.sequences), args.attributes and Path(args.attributes))
+    record = check(
+        args.model,
+        args.weights and Path(args.weights),
+        args.sequences and Path(args.sequences),
+        args.attributes and Path(args.attributes),
+    )
     write_json_atomic(Path(args.json), record)
     print(f"{record['model']} against {record['official_code']}: {record['status']}", file=sys.stderr)
 
@@ -425,9 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     official.set_defaults(handler=_import_pretrained)
 
     check = command("check-official", "a model against its official code's numbers (docs/OFFICIAL.md)")
-    check.add_argument("--model", required=True, help="a model with a fixture of its official code (s3rec, elcrec)")
-    check.add_argument("--weights", required=True, help="the official weights the fixture was made with")
-    check.add_argument("--sequences", required=True, help="the dataset's sequence file")
+    check.add_argument("--model", required=True, help="a model with a fixture of its official code (docs/OFFICIAL.md)")
+    check.add_argument("--weights", help="the official weights the fixture was made with (s3rec, elcrec)")
+    check.add_argument("--sequences", help="the dataset's sequence file (with --weights)")
     check.add_argument("--attributes", help="its item attributes JSON (S3-Rec)")
     check.add_argument("--json", required=True, help="where the record goes (results/official/...)")
     check.set_defaults(handler=_check_official)

@@ -31,6 +31,8 @@ rule analyse:
 # Checked against the official code (docs/OFFICIAL.md): our model on the official weights of a dataset
 # whose route ships them, against the fixture the official code made (tests/data/official)
 rule official_check:
+    wildcard_constraints:
+        dataset="(?!fixture$)[^/]+",
     input:
         unpack(official_check_inputs),
         sequences="resources/sequences/{dataset}.txt",
@@ -66,3 +68,19 @@ rule scale:
     shell:
         "{params.elcrec} --log {log:q} scale --users {params.users} --clusters {params.clusters}"
         " --threads {params.threads} --out {output:q}"
+
+
+# ... and where the fixture holds the official weights itself (a seeded initialisation): no data needed
+rule official_check_fixture:
+    input:
+        fixture=official_fixture_files,
+    output:
+        "results/official/fixture/{model}.json",
+    params:
+        elcrec=ELCREC,
+    log:
+        "logs/official/fixture/{model}.log",
+    conda:
+        "../../envs/elcrec.yaml"
+    shell:
+        "{params.elcrec} --log {log:q} check-official --model {wildcards.model:q} --json {output:q}"

@@ -264,28 +264,32 @@ def reference_setting(wildcards, name):
     return resolve_settings(config, wildcards.dataset, "elcrec", "ELCRec")[name]
 
 
-# the S3-Rec official check runs where a dataset's route ships the weights its fixture was made with
-# a check against the official code (src/elcrec/official.py) runs where the dataset's route ships
-# the weights its fixture was made with: S3-Rec's pre-trained model, the released ELCRec checkpoint
+# a check against the official code (src/elcrec/official/) runs where the dataset's route ships
+# the weights its fixture was made with (S3-Rec's pre-trained model, the released ELCRec checkpoint),
+# or once, as results/official/fixture/{model}.json, where the fixture holds the weights itself
 def _official_weights(dataset):
     names = pretrained_sources(SPECS[dataset])
     return names + (reference_sources(SPECS[dataset]) if dataset in REFERENCE_DATASETS else [])
 
 
 def official_check_targets():
-    return [
+    on_data = [
         f"results/official/{dataset}/{model}.json"
         for dataset in DATASETS
         for model, spec in OFFICIAL_CHECKS.items()
-        if spec["weights"] in _official_weights(dataset)
+        if spec["weights"] is not None and spec["weights"] in _official_weights(dataset)
     ]
+    return on_data + [f"results/official/fixture/{m}.json" for m, spec in OFFICIAL_CHECKS.items() if spec["weights"] is None]
+
+
+def official_fixture_files(wildcards):
+    fixture = REPO / "tests" / "data" / "official" / OFFICIAL_CHECKS[wildcards.model]["fixture"]
+    return [f"{fixture}.npz", f"{fixture}.json"]
 
 
 def official_check_inputs(wildcards):
-    spec = OFFICIAL_CHECKS[wildcards.model]
-    fixture = REPO / "tests" / "data" / "official" / spec["fixture"]
-    weights = f"resources/raw/{wildcards.dataset}/{spec['weights']}"
-    return {"weights": weights, "fixture": [f"{fixture}.npz", f"{fixture}.json"]}
+    weights = f"resources/raw/{wildcards.dataset}/{OFFICIAL_CHECKS[wildcards.model]['weights']}"
+    return {"weights": weights, "fixture": official_fixture_files(wildcards)}
 
 
 def reference_targets():

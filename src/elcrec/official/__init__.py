@@ -1,0 +1,148 @@
+"""Checks against the official code (docs/OFFICIAL.md): our model given the weights and the batch a
+fixture of the official code was made with, and every loss, gradient (and, where compared, score)
+compared with the fixture's. The fixtures (tests/data/official/) hold only the official code's
+numbers and inputs; their maintainer commands (workflow/scripts/official/) run the official code.
+
+`OFFICIAL_CODE` is every Table 1 model's official code (the paper's Table 12, pinned where the
+check is built); `CHECKS` the models with a fixture, each compared by its module here
+(`elcrec.official.<model>`: `check(fixture, record, weights, sequences, attributes)`). `check` writes
+what rule `official_check` gives the report; this module imports no torch (the analysis reads only
+the records, `table`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from elcrec import ElcrecError
+
+REPO = Path(__file__).resolve().parents[3]
+FIXTURES = REPO / "tests" / "data" / "official"
+# float32 rounding: a loss within 1e-5 of itself + 1e-6; a gradient within 1e-4 of its tensor's largest
+# entry + 1e-6; a score within 1e-5 of the largest score + 1e-6
+LOSS_SHARE, LOSS_FLOOR, GRADIENT_SHARE, GRADIENT_FLOOR = 1e-5, 1e-6, 1e-4, 1e-6
+SCORE_SHARE, SCORE_FLOOR = 1e-5, 1e-6
+OFFICIAL_CODE = {
+    "bprmf": "xiangwang1223/neural_graph_collaborative_filtering (TensorFlow)",
+    "gru4rec": "hidasib/GRU4Rec (Theano)",
+    "caser": "graytowne/caser_pytorch",
+    "sasrec": "kang205/SASRec (TensorFlow); as the ELCRec code base runs it: yueliu1999/ELCRec",
+    "bert4rec": "FeiSun/BERT4Rec (TensorFlow)",
+    "dssrec": "no official code (abis330/DSSRec, the re-implementation the paper cites)",
+    "s3rec": "aHuiWang/CIKM2020-S3Rec @ 49a890dcb516c9ed3126564495234ea74d5cd566",
+    "cl4srec": "HKUDS/SSLRec; inside the ELCRec code base: yueliu1999/ELCRec",
+    "dcrec": "HKUDS/DCRec @ 23382332f79351b1340033946982b4dd93ae46ae",
+    "maerec": "HKUDS/MAERec @ bd92f2c7776d52a83361ef5c4ca5dc6635ccec00",
+    "iocrec": "LFM-bot/IOCRec @ a1b91db459920b4640dd14f1044684a3a5c162d5",
+    "iclrec": "salesforce/ICLRec; as the ELCRec code base runs it: yueliu1999/ELCRec",
+    "elcrec": "yueliu1999/ELCRec @ ad6e1c806c43df406f92e5671149ef28a705180f",
+}
+CHECKS = {
+    "s3rec": {
+        "fixture": "s3rec_pretrain_beauty",
+        "weights": "S3Rec-Beauty-epochs-150.pt",
+        "weights_sha256": "a196408d383719bccd1898b5f3f879bd2cdf6490ad9ee21ce0291cae97bd0508",
+        "compared": "pre-training on the official Beauty weights: AAP, MIP, MAP, SP, the total; every gradient",
+        "departures": "none switched off",
+    },
+    "elcrec": {
+        "fixture": "elcrec_train_beauty",
+        "weights": "ELCRec-Beauty-1.pt",
+        "weights_sha256": "56ad0aba39269ba901deac55660edf35ce8e0bc7de599e47eca54bb4885d8af4",
+        "compared": (
+            "a training step on the released Beauty checkpoint (the paper's Beauty settings): next-item BCE, "
+            "instance CL with the centre shift, cluster loss, intent CL, the total; every gradient, centres included"
+        ),
+        "departures": "none switched off",
+    },
+}
+
+
+def check(
+    model_name: str,
+    weights: Path | None = None,
+    sequences: Path | None = None,
+    attributes: Path | None = None,
+    folder: Path = FIXTURES,
+) -> dict:
+    """The record rule `official_check` writes: what was compared and the largest differences, or,
+    when `weights` is not the file the fixture was made with (the smoke run's stand-in), why not.
+    A check whose weights are in its fixture (`weights` None in CHECKS) needs no files."""
+    from elcrec.official.common import load_fixture
+
+    if model_name not in CHECKS:
+        raise ElcrecError(f"no check against the official code for {model_name!r} (checked: {sorted(CHECKS)})")
+    spec = CHECKS[model_name]
+    fixture, record = load_fixture(spec["fixture"], folder)
+    result = {
+        "model": model_name,
+        "official_code": f"{record.get('repository') or record.get('repo')} @ {record['commit']}",
+        "compared": spec["compared"],
+        "departures": spec["departures"],
+        "fixture": f"tests/data/official/{spec['fixture']}",
+    }
+    if spec["weights"] is not None:
+        from elcrec.fileio import file_digest
+
+        if weights is None or sequences is None:
+            raise ElcrecError(f"{model_name}: its check needs the official {spec['weights']} and the sequence file")
+        digest = file_digest(weights, "sha256")
+        if digest != spec["weights_sha256"]:
+            why = f"{Path(weights).name} is not the official file (sha256 {digest[:12]})"
+            return result | {"status": f"not compared: {why}"}
+    module = importlib.import_module(f"elcrec.official.{model_name}")
+    differences = module.check(fixture, record, weights, sequences, attributes)
+    status = "equal within float32 rounding" if differences["within_tolerance"] else "DIFFERS"
+    return result | {"status": status} | differences
+
+
+TABLE_COLUMNS = [
+    "model",
+    "dataset",
+    "official_code",
+    "status",
+    "compared",
+    "largest_loss_share",
+    "largest_gradient_share",
+    "largest_score_share",
+    "gradient_parameter",
+    "departures",
+]
+
+
+def table(root: str | Path) -> pd.DataFrame:
+    """The report's "Checked against the official code": every Table 1 model, with the records rule
+    `official_check` wrote under `root` ({dataset}/{model}.json), or why it has none yet."""
+    records = {}
+    for path in sorted(Path(root).glob("*/*.json")):
+        records.setdefault(path.stem, []).append((path.parent.name, json.loads(path.read_text(encoding="utf-8"))))
+    rows = []
+    for model, code in OFFICIAL_CODE.items():
+        if model not in records:
+            status = (
+                "not checked yet: a fixture of its official code is still to be made (its fidelity rests on reading it)"
+            )
+            rows.append({"model": model, "official_code": code, "status": status})
+            continue
+        for dataset, record in records[model]:
+            gradient = record.get("largest_gradient") or {}
+            share = gradient["difference"] / (gradient["largest"] + GRADIENT_FLOOR) if gradient else None
+            rows.append(
+                {
+                    "model": model,
+                    "dataset": dataset,
+                    "official_code": record["official_code"],
+                    "status": record["status"],
+                    "compared": record["compared"],
+                    "largest_loss_share": record.get("largest_loss_share"),
+                    "largest_gradient_share": share,
+                    "largest_score_share": record.get("largest_score_share"),
+                    "gradient_parameter": gradient.get("parameter"),
+                    "departures": record.get("departures"),
+                }
+            )
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
