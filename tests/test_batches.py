@@ -144,3 +144,24 @@ def test_prefix_batches_hold_every_input_position_once_as_its_own_example():
     assert len(seen) == len(set(seen)) == examples
     with pytest.raises(ValueError, match="batch_unit"):
         next(training_batches(data, 4, torch.Generator(), unit="items"))
+
+
+def test_whole_prefix_batches_take_every_prefix_of_the_uncut_input_cut_after():
+    """IOCRec's official loader: every prefix of the whole training input, then cut to max_len."""
+    sequences = [np.arange(1, n + 1) + 3 * u for u, n in enumerate([3, 4, 12, 15, 5])]
+    split = SequenceData.from_sequences(sequences).split(max_len=6)
+    data = TrainingData.of(split)
+    batches = list(training_batches(data, 5, torch.Generator().manual_seed(0), views=True, unit="whole-prefixes"))
+    seen = []
+    for batch in batches:
+        assert batch["input"].shape[1] == 6 and batch["views"].shape == (2 * len(batch["users"]), 6)
+        assert batch["whole"].shape[1] == int((batch["whole"] > 0).sum(1).max())  # as wide as its longest
+        for row, user in enumerate(batch["users"].tolist()):
+            uncut = batch["whole"][row][batch["whole"][row] > 0].tolist()
+            training = sequences[user][:-2].tolist()  # s_1..s_{n-2}: inputs and their targets
+            assert uncut == training[: len(uncut)] and len(uncut) < len(training)
+            assert batch["input"][row][batch["input"][row] > 0].tolist() == uncut[-6:]
+            assert int(batch["target"][row, -1]) == training[len(uncut)]
+            seen.append((user, len(uncut)))
+    expected = sum(len(sequence) - 3 for sequence in sequences)  # every position of every whole input
+    assert len(seen) == len(set(seen)) == expected > int((split.train_input > 0).sum())

@@ -183,6 +183,25 @@ def test_a_batch_of_prefix_examples_is_one_example_a_row():
     assert doubled.item() != pytest.approx(expanded.item(), rel=1e-3)
 
 
+def test_views_of_a_whole_prefix_are_made_uncut_then_cut_to_the_input_width():
+    model = build(augmentation="crop", tau=0.5)
+    whole = torch.tensor([[0, 1, 2, 3, 4, 5, 6, 7, 8], [0, 0, 0, 0, 0, 0, 0, 3, 4]])
+    batch = {"input": whole[:, -5:], "target": whole[:, -5:] % 9 + 1, "whole": whole, "users": torch.arange(2)}
+    ids, lengths = iocrec.right_padded(batch["input"])
+    torch.manual_seed(0)
+    views, view_lengths = model._views(batch, ids, lengths)
+    assert views.shape == (4, 5) and view_lengths.tolist()[1::2] == [1, 1]  # crop 0.5 of 2 items: 1
+    # a crop of 4 from the 8 uncut items: 4 consecutive ones of 1..8 (not only of the cut 4..8)
+    for row in (0, 2):
+        items = views[row, : view_lengths[row]].tolist()
+        assert len(items) == 4 and items == list(range(items[0], items[0] + 4)) and 1 <= items[0] <= 5
+    starts = set()
+    for seed in range(40):
+        torch.manual_seed(seed)
+        starts.add(int(model._views(batch, ids, lengths)[0][0, 0]))
+    assert min(starts) < 4  # windows that start before the cut input's first item
+
+
 def test_official_views_ignore_the_batch_views_and_protocol_views_use_them():
     batch = tiny_batch()
     other = batch | {"views": batch["views"].flip(0)}

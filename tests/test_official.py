@@ -8,7 +8,7 @@ from conftest import FIXTURES, fetched
 
 from elcrec import ElcrecError
 from elcrec.models.reference import convert_s3rec_state
-from elcrec.official import CHECKS, OFFICIAL_CODE, check
+from elcrec.official import OFFICIAL_CODE, check, checks
 from elcrec.official import elcrec as official_elcrec
 from elcrec.official import s3rec as official_s3rec
 from elcrec.official.common import compare_scores, load_fixture
@@ -56,7 +56,7 @@ def test_a_one_line_change_to_our_loss_is_caught(
     import importlib
 
     side, files = (official_s3rec, s3rec_files) if model == "s3rec" else (official_elcrec, elcrec_files)
-    fixture, _ = load_fixture(CHECKS[model]["fixture"])
+    fixture, _ = load_fixture(side.CHECK["fixture"])
     assert side.differences(side.with_official_weights(*files), fixture)["within_tolerance"]
     target = importlib.import_module(module)
     if changed is None:  # ELCRec: the cluster loss over the k(k-1) distinct pairs, the paper's reading
@@ -75,7 +75,7 @@ def test_the_smoke_run_s_stand_in_weights_are_not_compared():
 
 
 def test_the_fixtures_name_their_code_and_every_model_has_its_official_code():
-    for model, spec in CHECKS.items():
+    for model, spec in checks().items():
         fixture, record = load_fixture(spec["fixture"])
         assert record["commit"] in OFFICIAL_CODE[model] and any(key.startswith("grad/") for key in fixture)
     assert len(OFFICIAL_CODE) == 13

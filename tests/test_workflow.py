@@ -14,6 +14,11 @@ import pytest
 from conftest import FIXTURES, REPO, mirror_with
 from run_helpers import markdown_tables
 
+from elcrec.official import checks
+
+# the checks against the official code whose fixture holds the weights: one job each, no data needed
+FIXTURE_CHECKS = sorted(model for model, spec in checks().items() if spec["weights"] is None)
+
 PROTOCOL_STATS = {  # PROTOCOL.md "Data": users / items / interactions
     "beauty": ("Beauty.txt", 22363, 12101, 198502),
     "sports": ("Sports_and_Outdoors.txt", 35598, 18357, 296337),
@@ -67,13 +72,14 @@ def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
         "pretrain": 20,
         "import_pretrained": 1,
         "official_check": 2,
+        "official_check_fixture": len(FIXTURE_CHECKS),
         "train": 479,
         "reference": 4,
         "analyse": 1,
         "scale": 1,
         "report": 1,
         "all": 1,
-        "total": 532,
+        "total": 532 + len(FIXTURE_CHECKS),
     }
     assert "results/runs/beauty/elcrec/B+ICL/seed3/metrics.json" in result.stdout
     assert "results/pretrain/yelp/s3rec/ISP/pretrained.pt" in result.stdout
@@ -355,6 +361,9 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
     check = json.loads((tmp_path / "results/official/beauty/s3rec.json").read_text())
     assert check["status"].startswith("not compared: S3Rec-Beauty-epochs-150.pt is not the official file")
     assert 'id="official"' in html and "not the official file" in html
+    for model in FIXTURE_CHECKS:  # on the fixtures' own weights: compared in the smoke run too
+        record = json.loads((tmp_path / f"results/official/fixture/{model}.json").read_text())
+        assert record["status"] == "equal within float32 rounding", model
     for seed in (1, 2):
         record = json.loads((tmp_path / f"results/runs/beauty/s3rec/ISP/seed{seed}/metrics.json").read_text())
         assert record["pretraining"]["file"] == "results/pretrain/beauty/s3rec/ISP/pretrained.pt"

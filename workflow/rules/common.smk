@@ -27,7 +27,7 @@ from elcrec.data.registry import (  # noqa: E402
     resolve_dataset,
     source_of,
 )
-from elcrec.official import CHECKS as OFFICIAL_CHECKS  # noqa: E402
+from elcrec.official import checks as official_checks  # noqa: E402
 from elcrec.experiments import PretrainKey, RunKey, expand as expand_grid, select as select_experiments  # noqa: E402
 from elcrec.experiments import summary as grid_summary  # noqa: E402
 from elcrec.scheduling import SLOT, job_resources, slot_capacity  # noqa: E402
@@ -267,6 +267,9 @@ def reference_setting(wildcards, name):
 # a check against the official code (src/elcrec/official/) runs where the dataset's route ships
 # the weights its fixture was made with (S3-Rec's pre-trained model, the released ELCRec checkpoint),
 # or once, as results/official/fixture/{model}.json, where the fixture holds the weights itself
+OFFICIAL_CHECKS = official_checks()
+
+
 def _official_weights(dataset):
     names = pretrained_sources(SPECS[dataset])
     return names + (reference_sources(SPECS[dataset]) if dataset in REFERENCE_DATASETS else [])

@@ -28,9 +28,10 @@ import torch
 from elcrec.data.sequences import History, Split
 
 AUGMENTATIONS = ("crop", "mask", "reorder")
-# what a training batch's `batch_size` counts: users (each row a user's whole input) or prefix
-# examples (each row one input position's prefix, as IOCRec's and DCRec's official loaders)
-BATCH_UNITS = ("users", "prefixes")
+# what a training batch's `batch_size` counts: users (each row a user's input), or prefix examples:
+# each position of the input (cut to max_len) one row (DCRec's official loader), or each position of the
+# whole training input one row, cut to max_len after (IOCRec's); see `prefix_batches`
+BATCH_UNITS = ("users", "prefixes", "whole-prefixes")
 
 
 class ItemSets:
@@ -201,29 +202,41 @@ def prefix_batches(
     generator: torch.Generator,
     views: bool = False,
     augmentation: dict | None = None,
+    whole: bool = False,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """One epoch of prefix examples: every non-padding input position of every user is one example
-    (its prefix, left-padded, whose last target is the next item), shuffled, `batch_size` at a time.
+    """One epoch of prefix examples, shuffled, `batch_size` at a time: every non-padding position of
+    every user's input (cut to max_len) is one example, its prefix left-padded, whose last target is
+    the next item. With `whole`, every position of the whole (uncut) training input instead, each
+    prefix cut to its last max_len items after, and the uncut prefix under "whole" (right-aligned,
+    as wide as the batch's longest): the views augment it, as IOCRec's official loader does.
 
     The keys of `training_batches`, a row per example (`users` holds each example's user, repeated
     where a user has several); the views augment the example's own prefix, not the user's input.
     """
-    device = data.device
-    rows, columns = (data.input > 0).nonzero(as_tuple=True)
+    device, max_len = data.device, data.max_len
+    source = data.whole if whole else data.input
+    # the next item of every position of `source`: the one after it, and the last target at the end
+    targets = torch.cat([source[:, 1:], data.target[:, -1:]], dim=1) if whole else data.target
+    rows, columns = (source > 0).nonzero(as_tuple=True)
     order = torch.randperm(len(rows), generator=generator, device=device)
-    negatives = sample_negatives(data.target, torch.arange(data.n_users, device=device), data.item_sets, generator)
+    negatives = sample_negatives(targets, torch.arange(data.n_users, device=device), data.item_sets, generator)
+    if whole:  # each example's prefix length, read on the host once an epoch: a batch's "whole" width
+        sizes = (columns - (source.shape[1] - data.lengths[rows]) + 1)[order].cpu()
     for start in range(0, len(rows), batch_size):
         picked = order[start : start + batch_size]
         users, ends = rows[picked], columns[picked]
+        prefixes = prefixes_ending_at(source[users], ends)
         batch = {
             "users": users,
-            "input": prefixes_ending_at(data.input[users], ends),
-            "target": prefixes_ending_at(data.target[users], ends),
-            "negative": prefixes_ending_at(negatives[users], ends),
+            "input": prefixes[:, -max_len:],
+            "target": prefixes_ending_at(targets[users], ends)[:, -max_len:],
+            "negative": prefixes_ending_at(negatives[users], ends)[:, -max_len:],
         }
+        lengths = (prefixes > 0).sum(1)
+        if whole:
+            batch["whole"] = prefixes[:, -int(sizes[start : start + batch_size].max()) :]
         if views:
-            lengths = (batch["input"] > 0).sum(1)
-            pair = [augment(batch["input"], lengths, data.max_len, generator, **(augmentation or {})) for _ in range(2)]
+            pair = [augment(prefixes, lengths, max_len, generator, **(augmentation or {})) for _ in range(2)]
             batch["views"] = torch.cat(pair)
         yield batch
 
@@ -237,16 +250,16 @@ def training_batches(
     unit: str = "users",
 ) -> Iterator[dict[str, torch.Tensor]]:
     """One epoch: users in a random order, `batch_size` at a time (the last batch may be smaller),
-    built on `data.device` with `generator` (on the same device); `unit: prefixes` gives
-    `prefix_batches` instead.
+    built on `data.device` with `generator` (on the same device); `unit` prefixes or whole-prefixes
+    gives `prefix_batches` instead.
 
     Keys: users, input, target, negative ([b, max_len]) and, with `views`, two augmented views of
     each training input stacked as [2b, max_len] (view one's rows first).
     """
     if unit not in BATCH_UNITS:
         raise ValueError(f"batch_unit must be one of {BATCH_UNITS}, got {unit!r}")
-    if unit == "prefixes":
-        yield from prefix_batches(data, batch_size, generator, views, augmentation)
+    if unit != "users":
+        yield from prefix_batches(data, batch_size, generator, views, augmentation, whole=unit == "whole-prefixes")
         return
     device = data.device
     order = torch.randperm(data.n_users, generator=generator, device=device)

@@ -25,8 +25,10 @@ right padding here before encoding (`right_padded`).
 
 The official trainer expands every training sequence into all its prefixes, each one example with
 its own target and its own two views (data_processor.py `_data_augmentation`, data_aug on by
-default), and a step is 256 shuffled examples (about 514 steps an epoch on Beauty). The default
-`batch_unit: prefixes` does the same (data/batches.py `prefix_batches`). The model is not causal
+default), and a step is 256 shuffled examples (514 steps an epoch on Beauty): every prefix of the
+whole training input, cut to its last max_len items, its views made from the uncut prefix and then
+cut. The default `batch_unit: whole-prefixes` does the same (data/batches.py `prefix_batches`, the
+uncut prefix under "whole"). The model is not causal
 (the global encoder and the last-item query see the whole input), so a prefix's state cannot be read
 off the full sequence. With `batch_unit: users` (variant `user-batches`: 256 users a step, about 1,500
 examples, two views per user), `prefixes: true` runs every prefix of a user's input through the model
@@ -99,6 +101,14 @@ def prefix_examples(
     columns = torch.arange(ids.shape[1], device=device)[None, :]
     prefixes = torch.where(columns < prefix_lengths[:, None], ids[rows], torch.zeros_like(ids[rows]))
     return prefixes, prefix_lengths, targets[rows, prefix_lengths - 1]
+
+
+def last_items(ids: torch.Tensor, lengths: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded rows -> each row's last `width` items, right-padded [b, width], and their count."""
+    cut = moved_to_front(ids, (lengths - width).clamp(min=0))[:, :width]
+    if cut.shape[1] < width:
+        cut = functional.pad(cut, (0, width - cut.shape[1]))
+    return cut, lengths.clamp(max=width)
 
 
 def _uniform_upto(high: torch.Tensor) -> torch.Tensor:
@@ -259,7 +269,9 @@ class IOCRec(RecommenderModel):
         "clusters": 4,  # K intent prototypes, official k_intention (runIOCRec.py:22)
         "cl_weight": 0.1,  # official lamda (runIOCRec.py:20)
         "temperature": 1.0,  # official tao (runIOCRec.py:19)
-        "batch_unit": "prefixes",  # official: a step is 256 shuffled prefix examples (data_aug)
+        # official: a step is 256 shuffled examples, every prefix of the whole training input (data_aug),
+        # each cut to max_len, its views from the uncut prefix (data_processor.py:389, 546-557; dataset.py:97-101)
+        "batch_unit": "whole-prefixes",
         "prefixes": True,  # with `batch_unit: users`: every prefix of a user's input one example
         "views": "official",  # official crop/mask/reorder (mask -> mask id); `protocol`: the batch's views
         # crop 0.2 / mask 0.7 / reorder 0.2 (runIOCRec.py:12-16) are the package's tau/gamma/beta.
@@ -304,6 +316,9 @@ class IOCRec(RecommenderModel):
     def _views(self, batch: Batch, ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.needs_views:
             return right_padded(batch["views"])
+        if "whole" in batch:  # the uncut prefix, augmented, then cut to its last max_len items (dataset.py:97-101)
+            views, view_lengths = official_views(*right_padded(batch["whole"]), self.settings, self.mask_id)
+            return last_items(views, view_lengths, ids.shape[1])
         return official_views(ids, lengths, self.settings, self.mask_id)
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:

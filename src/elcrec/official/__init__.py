@@ -4,8 +4,8 @@ compared with the fixture's. The fixtures (tests/data/official/) hold only the o
 numbers and inputs; their maintainer commands (workflow/scripts/official/) run the official code.
 
 `OFFICIAL_CODE` is every Table 1 model's official code (the paper's Table 12, pinned where the
-check is built); `CHECKS` the models with a fixture, each compared by its module here
-(`elcrec.official.<model>`: `check(fixture, record, weights, sequences, attributes)`). `check` writes
+check is built); `CHECKED` the models with a fixture, each compared by its module here
+(`elcrec.official.<model>`: `CHECK` and `check(fixture, record, weights, sequences, attributes)`). `check` writes
 what rule `official_check` gives the report; this module imports no torch (the analysis reads only
 the records, `table`).
 """
@@ -26,40 +26,31 @@ FIXTURES = REPO / "tests" / "data" / "official"
 # entry + 1e-6; a score within 1e-5 of the largest score + 1e-6
 LOSS_SHARE, LOSS_FLOOR, GRADIENT_SHARE, GRADIENT_FLOOR = 1e-5, 1e-6, 1e-4, 1e-6
 SCORE_SHARE, SCORE_FLOOR = 1e-5, 1e-6
+ICLREC = "salesforce/ICLRec @ 2890e6c3ff6a22c6699fc19cb863b66786c1cde4"  # ELCRec's code base; it runs all three
 OFFICIAL_CODE = {
     "bprmf": "xiangwang1223/neural_graph_collaborative_filtering (TensorFlow)",
     "gru4rec": "hidasib/GRU4Rec (Theano)",
     "caser": "graytowne/caser_pytorch",
-    "sasrec": "kang205/SASRec (TensorFlow); as the ELCRec code base runs it: yueliu1999/ELCRec",
+    "sasrec": f"kang205/SASRec (TensorFlow); as the ICLRec code base runs it: {ICLREC}",
     "bert4rec": "FeiSun/BERT4Rec (TensorFlow)",
-    "dssrec": "no official code (abis330/DSSRec, the re-implementation the paper cites)",
+    "dssrec": "no official code; the re-implementation the paper cites: "
+    "abis330/DSSRec @ eb0ca62c7599e97ee006f344fd2a5438ba8a4408",
     "s3rec": "aHuiWang/CIKM2020-S3Rec @ 49a890dcb516c9ed3126564495234ea74d5cd566",
-    "cl4srec": "HKUDS/SSLRec; inside the ELCRec code base: yueliu1999/ELCRec",
+    "cl4srec": f"HKUDS/SSLRec; as the ICLRec code base runs it: {ICLREC}",
     "dcrec": "HKUDS/DCRec @ 23382332f79351b1340033946982b4dd93ae46ae",
     "maerec": "HKUDS/MAERec @ bd92f2c7776d52a83361ef5c4ca5dc6635ccec00",
     "iocrec": "LFM-bot/IOCRec @ a1b91db459920b4640dd14f1044684a3a5c162d5",
-    "iclrec": "salesforce/ICLRec; as the ELCRec code base runs it: yueliu1999/ELCRec",
+    "iclrec": ICLREC,
     "elcrec": "yueliu1999/ELCRec @ ad6e1c806c43df406f92e5671149ef28a705180f",
 }
-CHECKS = {
-    "s3rec": {
-        "fixture": "s3rec_pretrain_beauty",
-        "weights": "S3Rec-Beauty-epochs-150.pt",
-        "weights_sha256": "a196408d383719bccd1898b5f3f879bd2cdf6490ad9ee21ce0291cae97bd0508",
-        "compared": "pre-training on the official Beauty weights: AAP, MIP, MAP, SP, the total; every gradient",
-        "departures": "none switched off",
-    },
-    "elcrec": {
-        "fixture": "elcrec_train_beauty",
-        "weights": "ELCRec-Beauty-1.pt",
-        "weights_sha256": "56ad0aba39269ba901deac55660edf35ce8e0bc7de599e47eca54bb4885d8af4",
-        "compared": (
-            "a training step on the released Beauty checkpoint (the paper's Beauty settings): next-item BCE, "
-            "instance CL with the centre shift, cluster loss, intent CL, the total; every gradient, centres included"
-        ),
-        "departures": "none switched off",
-    },
-}
+# the models with a fixture of their official code, each compared by elcrec.official.<model>, whose
+# CHECK says which fixture, which official weights (None: the fixture holds them) and what is compared
+CHECKED = ("s3rec", "elcrec", "sasrec", "cl4srec", "iclrec", "iocrec", "dssrec")
+
+
+def checks() -> dict[str, dict]:
+    """Each checked model's CHECK (importing its module imports torch)."""
+    return {name: importlib.import_module(f"elcrec.official.{name}").CHECK for name in CHECKED}
 
 
 def check(
@@ -71,12 +62,13 @@ def check(
 ) -> dict:
     """The record rule `official_check` writes: what was compared and the largest differences, or,
     when `weights` is not the file the fixture was made with (the smoke run's stand-in), why not.
-    A check whose weights are in its fixture (`weights` None in CHECKS) needs no files."""
+    A check whose weights are in its fixture (its CHECK's `weights` None) needs no files."""
     from elcrec.official.common import load_fixture
 
-    if model_name not in CHECKS:
-        raise ElcrecError(f"no check against the official code for {model_name!r} (checked: {sorted(CHECKS)})")
-    spec = CHECKS[model_name]
+    if model_name not in CHECKED:
+        raise ElcrecError(f"no check against the official code for {model_name!r} (checked: {sorted(CHECKED)})")
+    module = importlib.import_module(f"elcrec.official.{model_name}")
+    spec = module.CHECK
     fixture, record = load_fixture(spec["fixture"], folder)
     result = {
         "model": model_name,
@@ -94,7 +86,6 @@ def check(
         if digest != spec["weights_sha256"]:
             why = f"{Path(weights).name} is not the official file (sha256 {digest[:12]})"
             return result | {"status": f"not compared: {why}"}
-    module = importlib.import_module(f"elcrec.official.{model_name}")
     differences = module.check(fixture, record, weights, sequences, attributes)
     status = "equal within float32 rounding" if differences["within_tolerance"] else "DIFFERS"
     return result | {"status": status} | differences

@@ -4,7 +4,7 @@ under tests/data/official, and the comparison of losses, gradients and scores.
 A fixture is `<name>.npz` (the official code's numbers and the inputs that made them, under the
 official names) and `<name>.json` (repository, commit, command, torch version, seeds, the official
 file:line of each loss). Checks whose weights are in the fixture (a seeded initialisation of the
-official model, `CHECKS[model]["weights"]` None) store them as `weight/<official name>`; every check
+official model, the module's `CHECK["weights"]` None) store them as `weight/<official name>`; every check
 stores its losses and gradients (`grad/<official name>`, an embedding table's as its nonzero rows
 `grad_rows/<name>`) and, where scores are compared, `scores` (evaluation mode).
 """

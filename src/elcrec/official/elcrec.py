@@ -10,6 +10,17 @@ import torch
 
 from elcrec.official.common import compare, official_gradients
 
+CHECK = {
+    "fixture": "elcrec_train_beauty",
+    "weights": "ELCRec-Beauty-1.pt",
+    "weights_sha256": "56ad0aba39269ba901deac55660edf35ce8e0bc7de599e47eca54bb4885d8af4",
+    "compared": (
+        "a training step on the released Beauty checkpoint (the paper's Beauty settings): next-item BCE, "
+        "instance CL with the centre shift, cluster loss, intent CL, the total; every gradient, centres included"
+    ),
+    "departures": "none switched off",
+}
+
 LOSSES = {
     "next_item": "loss/rec_loss",
     "instance_cl": "loss/cl_loss1_instance",

@@ -10,6 +10,14 @@ import torch
 
 from elcrec.official.common import compare, official_gradients
 
+CHECK = {
+    "fixture": "s3rec_pretrain_beauty",
+    "weights": "S3Rec-Beauty-epochs-150.pt",
+    "weights_sha256": "a196408d383719bccd1898b5f3f879bd2cdf6490ad9ee21ce0291cae97bd0508",
+    "compared": "pre-training on the official Beauty weights: AAP, MIP, MAP, SP, the total; every gradient",
+    "departures": "none switched off",
+}
+
 # our batch <- the official code's names
 BATCH = {
     "items": "pos_items",
