@@ -30,7 +30,7 @@ ICLREC = "salesforce/ICLRec @ 2890e6c3ff6a22c6699fc19cb863b66786c1cde4"  # ELCRe
 OFFICIAL_CODE = {
     "bprmf": "xiangwang1223/neural_graph_collaborative_filtering (TensorFlow)",
     "gru4rec": "hidasib/GRU4Rec (Theano)",
-    "caser": "graytowne/caser_pytorch",
+    "caser": "graytowne/caser_pytorch @ c4e10e4c12f0fce8a0cba12008b3aff5d07a26d1",
     "sasrec": f"kang205/SASRec (TensorFlow); as the ICLRec code base runs it: {ICLREC}",
     "bert4rec": "FeiSun/BERT4Rec (TensorFlow)",
     "dssrec": "no official code; the re-implementation the paper cites: "
@@ -45,7 +45,7 @@ OFFICIAL_CODE = {
 }
 # the models with a fixture of their official code, each compared by elcrec.official.<model>, whose
 # CHECK says which fixture, which official weights (None: the fixture holds them) and what is compared
-CHECKED = ("s3rec", "elcrec", "sasrec", "cl4srec", "iclrec", "iocrec", "dssrec")
+CHECKED = ("s3rec", "elcrec", "sasrec", "cl4srec", "iclrec", "iocrec", "dssrec", "caser")
 
 
 def checks() -> dict[str, dict]:
