@@ -358,3 +358,68 @@ def test_edge_list_propagation_equals_the_reference_formula(drop_prob, loop_weig
         loop_weight,
     )
     assert torch.allclose(fast.to_dense(), reference.to_dense(), atol=1e-7)
+
+
+# ----- replaying another run's draws (elcrec.official.dcrec) -----
+def test_replayed_edge_dropout_zeroes_exactly_the_given_edges_and_keeps_the_degrees():
+    edge_list = dcrec.EdgeList(
+        torch.sparse_coo_tensor(
+            torch.tensor([[0, 1, 2], [1, 2, 0]]), torch.tensor([1.0, 2.0, 3.0]), (3, 3), check_invariants=True
+        )
+    )
+    # full list: edges (0,1) (1,2) (2,0), then the self-loops of nodes 0, 1, 2; edge 1 twice, node 2's loop
+    replayed = edge_list.propagation(None, 0.5, None, 1.0, dropped=torch.tensor([1, 1, 5]))
+    kept = torch.tensor([1.0, 0.0, 3.0, 1.0, 1.0, 0.0])
+    expected = torch.zeros(3, 3)
+    for index, (a, b) in enumerate(zip([0, 1, 2, 0, 1, 2], [1, 2, 0, 0, 1, 2], strict=True)):
+        expected[b, a] += kept[index] / 2  # every degree 1 + 1 self-loop, the dropped edges counted
+    assert torch.allclose(replayed.to_dense(), expected)
+    # with `keep`, the indices stay those of the full list; degrees count the kept edges
+    keep = torch.tensor([True, False, True])
+    replayed = edge_list.propagation(keep, 0.5, None, 1.0, dropped=torch.tensor([2]))
+    # (0,1) kept: degrees out 0 = 1 + 1, in 1 = 1 + 1; (2,0) dropped but counted; (1,2) removed
+    root = 1 / math.sqrt(2)
+    expected = torch.tensor([[1 / 2, 0.0, 0.0], [1 / 2, root, 0.0], [0.0, 0.0, root]])
+    assert torch.allclose(replayed.to_dense(), expected)
+    # without drop_prob nothing is dropped, whatever is handed over (eval without eval_edge_dropout)
+    assert torch.equal(
+        edge_list.propagation(None, 0.0, None, 1.0, dropped=torch.tensor([0])).to_dense(),
+        edge_list.propagation(None, 0.0).to_dense(),
+    )
+
+
+def test_replayed_draws_make_the_step_and_the_scores_independent_of_the_generator():
+    net = model(dropout=0.0, attention_dropout=0.0)  # graph_dropout 0.5 stays
+    net.prepare(tiny_sequences())
+    batch = tiny_batch()
+    rows, ends = (batch["input"] > 0).nonzero(as_tuple=True)
+    examples = {key: prefixes_ending_at(batch[key][rows], ends) for key in ("input", "target")} | {"users": rows}
+    edges = {"adjacency": net.train_adjacency, "similarity": net.train_similarity, "augmented": net.train_adjacency}
+    replay = {
+        dcrec.DROPPED[view]: torch.randint(
+            len(graph.source) + graph.size, (7,), generator=torch.Generator().manual_seed(1)
+        )
+        for view, graph in edges.items()
+    }
+    replay[dcrec.WEIGHT_PRIOR] = torch.linspace(0.3, 0.7, len(rows))
+
+    def losses(seed: int, entries: dict) -> list[float]:
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            return [value.item() for value in net.train().loss(examples | entries).values()]
+
+    assert losses(1, replay) == losses(2, replay)
+    assert losses(1, {}) != losses(2, {})
+    # the handed prior is the one the KL term uses
+    prior_only = {dcrec.WEIGHT_PRIOR: replay[dcrec.WEIGHT_PRIOR]}
+    assert losses(1, prior_only)[2] != losses(1, {dcrec.WEIGHT_PRIOR: replay[dcrec.WEIGHT_PRIOR] + 0.1})[2]
+    # scoring: the evaluation graphs' dropped edges replace the per-batch generator's draw
+    scoring = {"input": batch["input"], "users": torch.arange(4)}
+    net.eval()
+    replayed = {key: replay[dcrec.DROPPED[key]] for key in ("adjacency", "similarity")}
+    eval_replay = {dcrec.DROPPED[key]: value for key, value in replayed.items()}
+    with torch.no_grad():
+        one = net.score(scoring | eval_replay)
+        other_users = net.score(scoring | eval_replay | {"users": torch.arange(4) + 5})  # another generator seed
+        drawn = net.score(scoring)
+    assert torch.equal(one, other_users) and not torch.allclose(one, drawn)

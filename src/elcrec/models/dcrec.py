@@ -71,6 +71,11 @@ SHORT_PREFIX_WEIGHT = 0.5  # dcrec.py:367: the conformity weight of one-item pre
 PRIOR_STD = 0.1  # dcrec.py:369
 GCN_LAYERS = 2  # dcrec.py:121
 EVAL_SEED = 20230430  # the evaluation-time edge dropout's own seed (see DCRec.graph_view)
+# optional batch entries that replay another run's draws (elcrec.official.dcrec) instead of drawing:
+# the dropped edges of each GCN call (EdgeList.propagation `dropped`; in `score` the evaluation graphs')
+# and the KL prior's N(weight_mean, 0.1) draws, one per example
+DROPPED = {graph: f"dropped_{graph}" for graph in ("adjacency", "similarity", "augmented")}
+WEIGHT_PRIOR = "weight_prior"
 
 
 def without_last_items(sequences: SequenceData) -> SequenceData:
@@ -183,9 +188,14 @@ class EdgeList(nn.Module):
         drop_prob: float = 0.0,
         generator: torch.Generator | None = None,
         loop_weight: float = 1.0,
+        dropped: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The GCN's propagation matrix (see `propagation_matrix`); `keep` selects edges, the
-        structural degrees and the edge dropout then count the kept ones only."""
+        structural degrees and the edge dropout then count the kept ones only.
+
+        `dropped` replays an edge dropout instead of drawing one (with `drop_prob` > 0): the indices
+        of the dropped edges in the full list, the graph's edges (as `source`, `destination`) then
+        one self-loop per node, each a kept edge when `keep` is given; repeats allowed."""
         loops = torch.full((self.size,), loop_weight, dtype=self.weight.dtype, device=self.weight.device)
         weight = torch.cat([self.weight, loops])
         out_degree, in_degree, candidates = self.out_degree, self.in_degree, None
@@ -195,7 +205,9 @@ class EdgeList(nn.Module):
             out_degree = torch.bincount(self.source[keep], minlength=self.size)
             in_degree = torch.bincount(self.destination[keep], minlength=self.size)
             candidates = kept.nonzero(as_tuple=True)[0]
-        if drop_prob > 0:
+        if drop_prob > 0 and dropped is not None:
+            weight = weight.index_fill(0, dropped.to(weight.device), 0.0)
+        elif drop_prob > 0:
             available = len(weight) if candidates is None else len(candidates)
             draw_on = weight.device if generator is None else torch.device("cpu")
             dropped = torch.randint(available, (int(drop_prob * available),), generator=generator, device=draw_on)
@@ -477,17 +489,22 @@ class DCRec(RecommenderModel):
         return torch.cat([first * self.vocab_size + second, second * self.vocab_size + first]).unique()
 
     def graph_view(
-        self, graph: EdgeList, keep: torch.Tensor | None = None, generator: torch.Generator | None = None
+        self,
+        graph: EdgeList,
+        keep: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        dropped: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """[vocab, d]: LayerNorm(GCN(dropout(E)) + dropout(E)) (dcrec.py:261-265), in float32.
 
         The official GCN drops edges in eval mode too; with `eval_edge_dropout` that happens here
         from `generator` (seeded per evaluation batch), so a model always scores the same.
+        `dropped`: the dropped edges to replay instead of a draw (`EdgeList.propagation`).
         """
         drop = self.graph_dropout if (self.training or self.eval_edge_dropout) else 0.0
         with torch.autocast(self.backbone.item_embedding.weight.device.type, enabled=False):
             table = self.graph_input_dropout(self.backbone.item_embedding.weight.float())
-            matrix = graph.propagation(keep, drop, generator, self.self_loop_weight)
+            matrix = graph.propagation(keep, drop, generator, self.self_loop_weight, dropped)
             return self.graph_norm(light_propagation(table, matrix) + table)
 
     def encode(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -525,11 +542,11 @@ class DCRec(RecommenderModel):
         # two passes with their own dropout (dcrec.py:359-361), as one batch
         states = self.encode(torch.cat([examples["items"]] * 2), torch.cat([lengths] * 2))
         sequence, sequence_again = states[:count], states[count:]
-        transition_all = self.graph_view(self.train_adjacency)
-        similarity_all = self.graph_view(self.train_similarity)
+        transition_all = self.graph_view(self.train_adjacency, dropped=batch.get(DROPPED["adjacency"]))
+        similarity_all = self.graph_view(self.train_similarity, dropped=batch.get(DROPPED["similarity"]))
         removed = self.removed_transitions(batch["users"])
         keep = ~torch.isin(self.train_adjacency.keys(), removed)
-        augmented = self.graph_view(self.train_adjacency, keep=keep)[last]
+        augmented = self.graph_view(self.train_adjacency, keep=keep, dropped=batch.get(DROPPED["augmented"]))[last]
         transition, similarity = transition_all[last], similarity_all[last]
         civil, foreign = neighbour_readouts(
             last,
@@ -542,7 +559,9 @@ class DCRec(RecommenderModel):
         )
         weights = conformity_weights(transition, augmented, civil, foreign, self.weight_mean)
         weights = torch.where(lengths == 1, torch.full_like(weights, SHORT_PREFIX_WEIGHT), weights)
-        prior = torch.normal(self.weight_mean, PRIOR_STD, size=(count,), device=weights.device)
+        prior = batch.get(WEIGHT_PRIOR)
+        if prior is None:
+            prior = torch.normal(self.weight_mean, PRIOR_STD, size=(count,), device=weights.device)
         kl = self.kl_weight * weight_prior_kl(prior, weights)
         personal = weights.max() - weights
         weighted = weights * rowwise_info_nce(sequence_again, transition, self.cl_temp)
@@ -563,8 +582,9 @@ class DCRec(RecommenderModel):
             first_user = int(batch["users"][0]) if "users" in batch and len(batch["users"]) else 0
             generator = torch.Generator().manual_seed(EVAL_SEED + first_user)
         last = inputs[:, -1]
-        transition = self.graph_view(self.eval_adjacency, generator=generator)[last]
-        similarity = self.graph_view(self.eval_similarity, generator=generator)[last]
+        replay = {graph: batch.get(DROPPED[graph]) for graph in ("adjacency", "similarity")}
+        transition = self.graph_view(self.eval_adjacency, generator=generator, dropped=replay["adjacency"])[last]
+        similarity = self.graph_view(self.eval_similarity, generator=generator, dropped=replay["similarity"])[last]
         return self.fuse(self.encode(items, lengths), transition, similarity)
 
     def score(self, batch: Batch) -> torch.Tensor:
