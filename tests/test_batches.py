@@ -165,3 +165,26 @@ def test_whole_prefix_batches_take_every_prefix_of_the_uncut_input_cut_after():
             seen.append((user, len(uncut)))
     expected = sum(len(sequence) - 3 for sequence in sequences)  # every position of every whole input
     assert len(seen) == len(set(seen)) == expected > int((split.train_input > 0).sum())
+
+
+def test_user_batches_may_carry_the_uncut_input_and_its_negatives():
+    sequences = [np.arange(1, n + 1) + 3 * u for u, n in enumerate([3, 4, 12, 15, 5])]
+    split = SequenceData.from_sequences(sequences).split(max_len=6)
+    data = TrainingData.of(split)
+    batches = list(training_batches(data, 2, torch.Generator().manual_seed(0), views=True, whole=True))
+    for batch in batches:
+        assert batch["whole"].shape == batch["whole_negative"].shape and batch["views"].shape[1] == 6
+        assert batch["whole"].shape[1] == int((batch["whole"] > 0).sum(1).max())
+        assert torch.equal(batch["negative"], batch["whole_negative"][:, -6:]) or batch["whole"].shape[1] < 6
+        for row, user in enumerate(batch["users"].tolist()):
+            uncut = batch["whole"][row][batch["whole"][row] > 0].tolist()
+            assert uncut == sequences[user][:-3].tolist()  # s_1..s_{n-3}, whatever max_len
+            drawn = batch["whole_negative"][row]
+            assert torch.equal(drawn > 0, batch["whole"][row] > 0)
+            assert not set(drawn[drawn > 0].tolist()) & set(sequences[user].tolist())
+    plain = next(training_batches(data, 2, torch.Generator().manual_seed(0)))
+    assert "whole" not in plain
+    wide = TrainingData.of(SequenceData.from_sequences(sequences).split(max_len=20))  # every input is shorter
+    for batch in training_batches(wide, 2, torch.Generator().manual_seed(0), whole=True):
+        assert batch["negative"].shape == batch["input"].shape == (len(batch["users"]), 20)
+        assert torch.equal(batch["negative"][:, -batch["whole"].shape[1] :], batch["whole_negative"])

@@ -181,6 +181,7 @@ class Trainer:
             views=self.model.needs_views,
             augmentation=self.augmentation,
             unit=self.settings["batch_unit"],
+            whole=self.model.needs_whole,
         )
 
     def train_epoch(self) -> dict[str, float]:

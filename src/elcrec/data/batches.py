@@ -196,6 +196,13 @@ def prefixes_ending_at(values: torch.Tensor, columns: torch.Tensor) -> torch.Ten
     return torch.where(source >= 0, taken, torch.zeros_like(taken))
 
 
+def next_items(whole: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The next item of every position of the uncut right-aligned inputs: the one after it, the last
+    target at the end, 0 at padding."""
+    shifted = torch.cat([whole[:, 1:], target[:, -1:]], dim=1)
+    return torch.where(whole > 0, shifted, torch.zeros_like(shifted))
+
+
 def prefix_batches(
     data: TrainingData,
     batch_size: int,
@@ -215,8 +222,7 @@ def prefix_batches(
     """
     device, max_len = data.device, data.max_len
     source = data.whole if whole else data.input
-    # the next item of every position of `source`: the one after it, and the last target at the end
-    targets = torch.cat([source[:, 1:], data.target[:, -1:]], dim=1) if whole else data.target
+    targets = next_items(source, data.target) if whole else data.target
     rows, columns = (source > 0).nonzero(as_tuple=True)
     order = torch.randperm(len(rows), generator=generator, device=device)
     negatives = sample_negatives(targets, torch.arange(data.n_users, device=device), data.item_sets, generator)
@@ -248,13 +254,16 @@ def training_batches(
     views: bool = False,
     augmentation: dict | None = None,
     unit: str = "users",
+    whole: bool = False,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """One epoch: users in a random order, `batch_size` at a time (the last batch may be smaller),
     built on `data.device` with `generator` (on the same device); `unit` prefixes or whole-prefixes
     gives `prefix_batches` instead.
 
     Keys: users, input, target, negative ([b, max_len]) and, with `views`, two augmented views of
-    each training input stacked as [2b, max_len] (view one's rows first).
+    each training input stacked as [2b, max_len] (view one's rows first); with `whole`, the uncut
+    training input and the negatives of its positions ("whole", "whole_negative": right-aligned, as
+    wide as the batch's longest; "negative" is their last max_len columns).
     """
     if unit not in BATCH_UNITS:
         raise ValueError(f"batch_unit must be one of {BATCH_UNITS}, got {unit!r}")
@@ -264,8 +273,13 @@ def training_batches(
     device = data.device
     order = torch.randperm(data.n_users, generator=generator, device=device)
     every_user = torch.arange(data.n_users, device=device)
-    negatives = sample_negatives(data.target, every_user, data.item_sets, generator)
-    host_order = order.cpu() if views else None
+    if whole:  # a negative under every position of the uncut input, the cut input's the last columns
+        whole_negatives = sample_negatives(next_items(data.whole, data.target), every_user, data.item_sets, generator)
+        short = max(data.max_len - whole_negatives.shape[1], 0)  # every input shorter than max_len
+        negatives = torch.nn.functional.pad(whole_negatives, (short, 0))[:, -data.max_len :]
+    else:
+        negatives = sample_negatives(data.target, every_user, data.item_sets, generator)
+    host_order = order.cpu() if views or whole else None
     for start in range(0, data.n_users, batch_size):
         users = order[start : start + batch_size]
         batch = {
@@ -274,11 +288,14 @@ def training_batches(
             "target": data.target[users],
             "negative": negatives[users],
         }
-        if views:
+        if views or whole:
             width = max(int(data.host_lengths[host_order[start : start + batch_size]].max()), 1)
-            whole = data.whole[users][:, -width:]
+        if whole:
+            batch["whole"], batch["whole_negative"] = data.whole[users][:, -width:], whole_negatives[users][:, -width:]
+        if views:
+            uncut = data.whole[users][:, -width:]
             lengths = data.lengths[users]
             options = augmentation or {}
-            pair = [augment(whole, lengths, data.max_len, generator, **options) for _ in range(2)]
+            pair = [augment(uncut, lengths, data.max_len, generator, **options) for _ in range(2)]
             batch["views"] = torch.cat(pair)
         yield batch

@@ -127,6 +127,7 @@ class RecommenderModel(nn.Module):
     defaults: ClassVar[dict] = {}  # the model's own settings and their defaults
     choices: ClassVar[dict[str, tuple]] = {}  # the allowed values of its text settings (settings.check)
     needs_views: ClassVar[bool] = False
+    needs_whole: ClassVar[bool] = False  # user batches carry the uncut training input (data/batches.py)
     needs_users: ClassVar[bool] = False  # built with the number of users (user-id embeddings)
     pretrains: ClassVar[bool] = False  # has a pre-training stage (pretraining.py) before training
     pretraining_settings: ClassVar[frozenset[str]] = frozenset()  # the settings the pre-training reads
@@ -191,8 +192,8 @@ class NextItemRecommender(RecommenderModel):
 
 def training_items(batch: Batch) -> torch.Tensor:
     """Each user's training interactions s_1..s_{n-2}, right-aligned: [b, max_len + 1] (the inputs
-    s_1..s_{n-3} and the last target; target t is input t + 1)."""
-    return torch.cat([batch["input"], batch["target"][:, -1:]], dim=1)
+    s_1..s_{n-3} and the last target; target t is input t + 1), or uncut where the batch has "whole"."""
+    return torch.cat([batch.get("whole", batch["input"]), batch["target"][:, -1:]], dim=1)
 
 
 def view_rows(batch: Batch, shared_views: bool) -> list[torch.Tensor]:

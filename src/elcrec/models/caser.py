@@ -6,6 +6,7 @@ instances: L previous items predict the next T, against negatives sampled outsid
 sequence.
 
 Windows follow the official `_sliding_window`: over a user's training interactions s_1..s_{n-2},
+all of them (the batch's uncut "whole", interactions.py:209-219; not only the last max_len + 1),
 every full window of L+T items, or, for a sequence shorter than L+T, the one window of its last
 items padded in front. They are built for a whole batch of users at once, as tensors (unfold).
 """
@@ -41,6 +42,7 @@ def sliding_windows(items: torch.Tensor, size: int) -> tuple[torch.Tensor, torch
 class Caser(RecommenderModel):
     name = "caser"
     needs_users = True
+    needs_whole = True
     defaults: ClassVar[dict] = {
         "hidden_size": 64,  # the shared protocol's 64 dimensions (official d = 50)
         "window": 5,  # official L
@@ -94,7 +96,8 @@ class Caser(RecommenderModel):
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         size = self.window + self.targets
         # the sampled negative of target t sits under item t + 1; none under s_1
-        items, negatives = training_items(batch), functional.pad(batch["negative"], (1, 0))
+        negatives = functional.pad(batch.get("whole_negative", batch["negative"]), (1, 0))
+        items = training_items(batch)
         if items.shape[1] < size:  # narrower than one window: pad in front
             items, negatives = (functional.pad(rows, (size - rows.shape[1], 0)) for rows in (items, negatives))
         rows, starts = sliding_windows(items, size)
