@@ -57,16 +57,17 @@ def test_the_graph_links_training_items_up_to_three_apart_with_self_loops_and_sy
     # training parts 1 2 3 4 5 and 8 2: every pair at most 3 apart (not 1-5), and 8-2
     links = {(1, 2), (2, 3), (3, 4), (4, 5), (1, 3), (2, 4), (3, 5), (1, 4), (2, 5), (2, 8)}
     links |= {(b, a) for a, b in links}
-    loops = {(node, node) for node in range(11)}  # A + I: every row, padding and mask id included
-    assert edge_set(rows, cols) == links | loops
+    loops = {(node, node) for node in range(10)}  # A + I over the official rows: padding and items 1..9
+    assert edge_set(rows, cols) == links | loops  # the mask id 10 is no node: no edge, not even a loop
     linked = {a for a, b in edge_set(rows, cols) if a != b}
-    assert linked == {1, 2, 3, 4, 5, 8}  # validation/test-only items (6, 7, 9) and the mask id: loops only
+    assert linked == {1, 2, 3, 4, 5, 8}  # validation/test-only items (6, 7, 9): loops only
     assert edge_set(built.edge_keys // 11, built.edge_keys % 11) == links  # the official ii_dok: no added loops
-    adjacency = torch.zeros(11, 11, dtype=torch.float64)
+    adjacency = torch.zeros(10, 10, dtype=torch.float64)
     for a, b in links | loops:
         adjacency[a, b] = 1.0
     inverse_root = adjacency.sum(1).pow(-0.5)
-    expected = inverse_root[:, None] * adjacency * inverse_root[None, :]
+    expected = torch.zeros(11, 11, dtype=torch.float64)
+    expected[:10, :10] = inverse_root[:, None] * adjacency * inverse_root[None, :]
     assert torch.allclose(dense(rows, cols, built.graph_values, 11), expected, atol=1e-7)
     assert built.graph_values[(rows == 1) & (cols == 2)].item() == pytest.approx(1 / math.sqrt(4 * 6))
 
@@ -119,7 +120,7 @@ def test_path_prob_keeps_that_fraction_of_the_reached_nodes_as_next_seeds():
 def test_the_encoder_sees_the_graph_without_the_masked_paths_renormalised():
     built = prepared(mask_candidates=2, mask_depth=2)
     scores = built.remask()
-    assert scores.shape == (VOCAB,) and scores.requires_grad  # the masker learns through the ego embeddings
+    assert scores.shape == (VOCAB - 1,) and scores.requires_grad  # the masker learns through the ego embeddings
     graph = edge_set(built.graph_rows, built.graph_cols)
     masked = edge_set(built.masked_edges[:, 0], built.masked_edges[:, 1])
     rows, cols, values = built.encoder_graph
@@ -131,6 +132,31 @@ def test_the_encoder_sees_the_graph_without_the_masked_paths_renormalised():
     inverse_root = (kept.sum(1) + 1e-12).pow(-0.5)  # model.py:277: no self-loops re-added
     expected = inverse_root[:, None] * kept * inverse_root[None, :]
     assert torch.allclose(dense(rows, cols, values, VOCAB), expected, atol=1e-6)
+
+
+def test_the_mask_id_is_no_node_the_masker_can_score_seed_or_mask(monkeypatch):
+    """The official item table is rows 0..items (handler.py:46, 66): the masker's mean and top-k run over
+    those (model.py:265-268), and an id sum reaching our mask id (model.py:308) matches no edge there."""
+    built = prepared(mask_candidates=VOCAB - 1, path_prob=1.0, mask_depth=3)  # every real row a seed
+    mask_id = VOCAB - 1
+    assert not ((built.graph_rows == mask_id) | (built.graph_cols == mask_id)).any()
+    reached = []
+    original = maerec.mask_paths
+
+    def spying(rows, cols, seeds, *args):
+        reached.append(seeds)
+        return original(rows, cols, seeds, *args)
+
+    monkeypatch.setattr(maerec, "mask_paths", spying)
+    scores = built.remask()
+    assert scores.shape == (VOCAB - 1,) and mask_id not in reached[0].tolist()
+    assert not (built.masked_edges == mask_id).any()  # round 2 reaches id sums up to 2 * (VOCAB - 2)
+    with torch.no_grad():
+        built.item_embedding[mask_id] = 0.0  # the check's official weights: nothing reaches that row
+    built.zero_grad()
+    losses = built.loss(tiny_batch())
+    losses["total"].backward()
+    assert torch.equal(built.item_embedding.grad[mask_id], torch.zeros(8))
 
 
 def test_seed_scores_follow_the_official_recursion():
@@ -187,7 +213,8 @@ def test_the_mask_loss_is_applied_every_mask_steps_with_the_reward_of_the_window
     built.on_epoch_start(epoch_context())
     window, graphs = [], []
     for step in range(7):
-        scores = seed_scores(built.graph_rows, built.graph_cols, built.item_embedding.detach(), 3, 1.0)
+        rows = built.item_embedding.detach()[:-1]  # the official rows 0..items: the mask id is no node
+        scores = seed_scores(built.graph_rows, built.graph_cols, rows, 3, 1.0)
         losses = built.loss(tiny_batch())
         graphs.append(built.encoder_graph)
         window.append(losses["next_item"].item())

@@ -6,7 +6,9 @@ utils.py and construct.py at 1463177c; line numbers below refer to those version
 The item graph (built once, in `prepare`, from the training interactions only): items linked when
 they occur at most 3 positions apart in one user's sequence (README.md `construct_graphs`,
 construct.py:13-18), binarised, self-loops added, then D^-1/2 (A + I) D^-1/2 (handler.py:28,
-38-48).
+38-48). Its nodes are the official table's rows, the padding 0 and the items (sp.eye(args.item),
+handler.py:46, args.item = items + 1); our mask id, the last row, which that table lacks, is no
+node: it has no edge (not even a loop), no seed score and is never masked.
 
 Every `mask_steps` training steps (main.py:117-119) the masker picks new paths to hide:
 1. seed scores (LocalGraph, model.py:247-268): over the all-ones A + I, a neighbourhood embedding
@@ -39,6 +41,12 @@ Every step (main.py:124-143):
 - at a masking step, the masker loss -mean(seed scores) * reward (main.py:138-143), the reward 1
   if the last step's decrease of the BCE loss beats the mean decrease since the previous masking,
   else eps (utils.py:22-30). The reward for the last 10 steps thus multiplies the new seeds' scores.
+  An item with no edge but its loop (the padding row, items seen only in validation or test) has a
+  neighbourhood of exactly 0, so F.normalize's eps sends ~1e10 gradients into its row through A E
+  and through -E (model.py:249, 261-262), which cancel. The official code's float32 sum adds that
+  row's other gradients between the two and loses them (the row's gradient is 0 at a masking step,
+  depending on the edge draws); ours adds them after, which gives the exact gradient
+  (docs/OFFICIAL.md "MAERec": the check compares those rows with the official gradient of the other terms).
 
 Scoring (main.py:182-187): the item table over the FULL graph (A + I, no mask), the recommender's
 last output, dot products with every row of the table. The official scores 1 target + 99 sampled
@@ -321,8 +329,9 @@ class MAERec(RecommenderModel):
         """Builds the graph once per run from s_1..s_{n-2} of every user (handler.py:61-69)."""
         size = self.vocab_size
         linked = within_distance(train_sequences, size, self.graph_distance).indices()  # A, binary
-        loops = torch.arange(size).repeat(2, 1)
-        both = sparse(torch.cat([linked, loops], dim=1), torch.ones(linked.shape[1] + size), (size, size))
+        # I over the official rows 0..items (handler.py:46): the mask id (size - 1) gets no loop
+        loops = torch.arange(size - 1).repeat(2, 1)
+        both = sparse(torch.cat([linked, loops], dim=1), torch.ones(linked.shape[1] + size - 1), (size, size))
         graph = normalised(sparse(both.indices(), torch.ones(both.indices().shape[1]), (size, size)), "sym")
         self.register_buffer("graph_rows", graph.indices()[0].clone(), persistent=False)
         self.register_buffer("graph_cols", graph.indices()[1].clone(), persistent=False)
@@ -357,9 +366,10 @@ class MAERec(RecommenderModel):
         self.masked_edges: torch.Tensor | None = None
 
     def remask(self) -> torch.Tensor:
-        """New seeds and masked paths (main.py:118-119); returns the noisy seed scores [vocab]."""
+        """New seeds and masked paths (main.py:118-119); returns the noisy seed scores [vocab - 1] of
+        the official rows 0..items (LocalGraph scores the official table, which has no mask id)."""
         rows, cols = self.graph_rows, self.graph_cols
-        scores = seed_scores(rows, cols, self.item_embedding, self.mask_depth, self.path_prob)
+        scores = seed_scores(rows, cols, self.item_embedding[:-1], self.mask_depth, self.path_prob)
         scores = scores + gumbel_noise(scores.shape, scores.device)
         seeds = torch.topk(scores, min(self.mask_candidates, len(scores))).indices
         remaining, self.masked_edges = mask_paths(rows, cols, seeds, self.mask_depth, self.path_prob, self.next_seeds)

@@ -45,7 +45,7 @@ OFFICIAL_CODE = {
 }
 # the models with a fixture of their official code, each compared by elcrec.official.<model>, whose
 # CHECK says which fixture, which official weights (None: the fixture holds them) and what is compared
-CHECKED = ("s3rec", "elcrec", "sasrec", "cl4srec", "iclrec", "iocrec", "dssrec", "caser", "dcrec")
+CHECKED = ("s3rec", "elcrec", "sasrec", "cl4srec", "iclrec", "iocrec", "dssrec", "caser", "dcrec", "maerec")
 
 
 def checks() -> dict[str, dict]:
