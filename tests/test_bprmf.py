@@ -39,9 +39,10 @@ def test_bpr_loss_by_hand_over_every_training_item():
     margins = [0, 0, 1, -1, 0]
     expected_bpr = sum(math.log(1 + math.exp(-margin)) for margin in margins) / 5
     assert float(losses["bpr"]) == pytest.approx(expected_bpr)
-    # l2 per triple |u|^2 + |i|^2 + |j|^2: 1+1+2, 1+1+2, 1+4+2, 1+1+2, 1+2+2 -> mean 24/5, times 0.5
-    assert float(losses["l2"]) == pytest.approx(0.5 * 24 / 5)
-    assert float(losses["total"]) == pytest.approx(expected_bpr + 0.5 * 24 / 5)
+    # l2 per triple |u|^2 + |i|^2 + |j|^2: 1+1+2, 1+1+2, 1+4+2, 1+1+2, 1+2+2 -> mean 24/5, times 0.5, halved
+    # as the official tf.nn.l2_loss (sum of squares / 2; NGCF/BPRMF.py:79-80)
+    assert float(losses["l2"]) == pytest.approx(0.5 * 24 / 5 / 2)
+    assert float(losses["total"]) == pytest.approx(expected_bpr + 0.5 * 24 / 5 / 2)
     scores = model.score({"users": torch.tensor([1]), "input": torch.zeros(1, 2, dtype=torch.long)})
     assert scores.tolist() == [[0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0]]
 

@@ -8,6 +8,10 @@ The batch's `input` and `target` hold only the last max_len + 1 training items o
 window the sequential models see), so the items come from `prepare` instead, and the negatives,
 one per item, are drawn here with the batches' semantics (data/batches.py sample_negatives:
 uniform over 1..vocab-1, redrawn while in the user's whole sequence).
+
+The L2 term is the official one (NGCF/BPRMF.py:79-80, 85): `l2` times tf.nn.l2_loss, half the sum of
+squares, of the triples' user, positive and negative embeddings, over the number of triples;
+checked against the official code with tests/test_official_bprmf.py (docs/OFFICIAL.md).
 """
 
 from __future__ import annotations
@@ -49,8 +53,12 @@ class BPRMF(RecommenderModel):
     needs_users = True
     defaults: ClassVar[dict] = {
         "hidden_size": 64,  # official default, and the shared protocol's 64 dimensions
-        "lr": 0.01,  # official: Adam, learning rate 0.01
-        "l2": 1e-5,  # official: L2 on the batch's user, positive and negative embeddings
+        # official: learning rate 0.01 with tf.train.RMSPropOptimizer (NGCF/BPRMF.py:58); ours with the
+        # shared loop's Adam
+        "lr": 0.01,
+        # official: regs[0] times tf.nn.l2_loss (half the sum of squares) of the batch's user, positive
+        # and negative embeddings, over the batch size
+        "l2": 1e-5,
         "epochs": 500,  # official maximum; early stopping (patience 40 on valid NDCG@20) as for every model
         # official batches are 1024 (user, positive, negative) triples; ours are users with all their
         # training items: 128 users hold about 760 triples on the Amazon sets (6 training items each)
@@ -101,7 +109,9 @@ class BPRMF(RecommenderModel):
         negatives = self.item_embedding(negative_items)
         margin = (users * positives).sum(-1) - (users * negatives).sum(-1)
         bpr = -functional.logsigmoid(margin).mean()
-        l2 = self.l2 * (users.pow(2).sum(-1) + positives.pow(2).sum(-1) + negatives.pow(2).sum(-1)).mean()
+        # the official tf.nn.l2_loss is half the sum of squares (NGCF/BPRMF.py:79-80), over the batch size
+        squares = users.pow(2).sum(-1) + positives.pow(2).sum(-1) + negatives.pow(2).sum(-1)
+        l2 = self.l2 * squares.mean() / 2
         return {"bpr": bpr, "l2": l2, "total": bpr + l2}
 
     def score(self, batch: Batch) -> torch.Tensor:

@@ -28,11 +28,11 @@ LOSS_SHARE, LOSS_FLOOR, GRADIENT_SHARE, GRADIENT_FLOOR = 1e-5, 1e-6, 1e-4, 1e-6
 SCORE_SHARE, SCORE_FLOOR = 1e-5, 1e-6
 ICLREC = "salesforce/ICLRec @ 2890e6c3ff6a22c6699fc19cb863b66786c1cde4"  # ELCRec's code base; it runs all three
 OFFICIAL_CODE = {
-    "bprmf": "xiangwang1223/neural_graph_collaborative_filtering (TensorFlow)",
-    "gru4rec": "hidasib/GRU4Rec (Theano)",
+    "bprmf": "xiangwang1223/neural_graph_collaborative_filtering @ a718a4f2df7c3942ca0df6759926975762c61eed (TF)",
+    "gru4rec": "hidasib/GRU4Rec @ a4ed5fbdba35bcc18bf1d4a9b76692ef462bb284 (Theano)",
     "caser": "graytowne/caser_pytorch @ c4e10e4c12f0fce8a0cba12008b3aff5d07a26d1",
     "sasrec": f"kang205/SASRec (TensorFlow); as the ICLRec code base runs it: {ICLREC}",
-    "bert4rec": "FeiSun/BERT4Rec (TensorFlow)",
+    "bert4rec": "FeiSun/BERT4Rec @ 615eaf2004abecda487a38d5b0c72f3dcfcae5b3 (TensorFlow)",
     "dssrec": "no official code; the re-implementation the paper cites: "
     "abis330/DSSRec @ eb0ca62c7599e97ee006f344fd2a5438ba8a4408",
     "s3rec": "aHuiWang/CIKM2020-S3Rec @ 49a890dcb516c9ed3126564495234ea74d5cd566",
@@ -45,7 +45,20 @@ OFFICIAL_CODE = {
 }
 # the models with a fixture of their official code, each compared by elcrec.official.<model>, whose
 # CHECK says which fixture, which official weights (None: the fixture holds them) and what is compared
-CHECKED = ("s3rec", "elcrec", "sasrec", "cl4srec", "iclrec", "iocrec", "dssrec", "caser", "dcrec", "maerec")
+CHECKED = (
+    "s3rec",
+    "elcrec",
+    "sasrec",
+    "cl4srec",
+    "iclrec",
+    "iocrec",
+    "dssrec",
+    "caser",
+    "dcrec",
+    "maerec",
+    "bprmf",
+    "bert4rec",
+)
 
 
 def checks() -> dict[str, dict]:
