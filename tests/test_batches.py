@@ -165,6 +165,9 @@ def test_whole_prefix_batches_take_every_prefix_of_the_uncut_input_cut_after():
             seen.append((user, len(uncut)))
     expected = sum(len(sequence) - 3 for sequence in sequences)  # every position of every whole input
     assert len(seen) == len(set(seen)) == expected > int((split.train_input > 0).sum())
+    wide = TrainingData.of(SequenceData.from_sequences(sequences).split(max_len=20))  # every input is shorter
+    for batch in training_batches(wide, 5, torch.Generator().manual_seed(0), unit="whole-prefixes"):
+        assert batch["input"].shape == batch["target"].shape == batch["negative"].shape == (len(batch["users"]), 20)
 
 
 def test_user_batches_may_carry_the_uncut_input_and_its_negatives():

@@ -196,6 +196,11 @@ def prefixes_ending_at(values: torch.Tensor, columns: torch.Tensor) -> torch.Ten
     return torch.where(source >= 0, taken, torch.zeros_like(taken))
 
 
+def last_columns(rows: torch.Tensor, width: int) -> torch.Tensor:
+    """The last `width` columns of left-padded rows, padded on the left where they are narrower."""
+    return torch.nn.functional.pad(rows, (max(width - rows.shape[1], 0), 0))[:, -width:]
+
+
 def next_items(whole: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The next item of every position of the uncut right-aligned inputs: the one after it, the last
     target at the end, 0 at padding."""
@@ -234,9 +239,9 @@ def prefix_batches(
         prefixes = prefixes_ending_at(source[users], ends)
         batch = {
             "users": users,
-            "input": prefixes[:, -max_len:],
-            "target": prefixes_ending_at(targets[users], ends)[:, -max_len:],
-            "negative": prefixes_ending_at(negatives[users], ends)[:, -max_len:],
+            "input": last_columns(prefixes, max_len),
+            "target": last_columns(prefixes_ending_at(targets[users], ends), max_len),
+            "negative": last_columns(prefixes_ending_at(negatives[users], ends), max_len),
         }
         lengths = (prefixes > 0).sum(1)
         if whole:
@@ -275,8 +280,7 @@ def training_batches(
     every_user = torch.arange(data.n_users, device=device)
     if whole:  # a negative under every position of the uncut input, the cut input's the last columns
         whole_negatives = sample_negatives(next_items(data.whole, data.target), every_user, data.item_sets, generator)
-        short = max(data.max_len - whole_negatives.shape[1], 0)  # every input shorter than max_len
-        negatives = torch.nn.functional.pad(whole_negatives, (short, 0))[:, -data.max_len :]
+        negatives = last_columns(whole_negatives, data.max_len)
     else:
         negatives = sample_negatives(data.target, every_user, data.item_sets, generator)
     host_order = order.cpu() if views or whole else None
