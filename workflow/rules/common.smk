@@ -238,8 +238,11 @@ def _shown_path(path):
     return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(resolved)
 
 
-# the config files of this run, the Snakefile's own first: the grid the analysis waits for
-CONFIG_FILES = list(dict.fromkeys(_shown_path(path) for path in workflow.configfiles))
+# the config files of this run, the Snakefile's own first, then those that --configfile laid over it
+# (workflow.configfiles lists the command line's first): the grid the analysis waits for
+CONFIG_FILES = sorted(
+    dict.fromkeys(_shown_path(path) for path in workflow.configfiles), key=lambda path: path != "config/config.yaml"
+)
 REPORT_TEMPLATES = sorted(str(path) for path in (REPO / "reports" / "templates").iterdir())
 REPORT_TARGETS = ["results/report/report.html", "results/report/report.md"]
 # the scale study (synthetic users) belongs to the paper's pipeline, not to a run of chosen experiments
