@@ -191,3 +191,21 @@ def test_user_batches_may_carry_the_uncut_input_and_its_negatives():
     for batch in training_batches(wide, 2, torch.Generator().manual_seed(0), whole=True):
         assert batch["negative"].shape == batch["input"].shape == (len(batch["users"]), 20)
         assert torch.equal(batch["negative"][:, -batch["whole"].shape[1] :], batch["whole_negative"])
+
+
+def test_sampled_user_batches_draw_distinct_users_afresh_for_n_train_over_b_plus_one_steps():
+    sequences = [np.arange(1, n + 1) + 3 * u for u, n in enumerate([3, 4, 8, 12, 5, 6, 7])]
+    split = SequenceData.from_sequences(sequences).split(max_len=6)
+    data = TrainingData.of(split)
+    n_train = sum(len(sequence) - 2 for sequence in sequences)  # s_1..s_{n-2}: 31
+    batches = list(training_batches(data, 4, generator(), unit="sampled-users"))
+    assert len(batches) == n_train // 4 + 1 == 8
+    for batch in batches:
+        assert len(batch["users"]) == 4 and len(set(batch["users"].tolist())) == 4  # distinct within a step
+        assert torch.equal(batch["input"], split.train_input[batch["users"]])
+    drawn = torch.stack([batch["users"] for batch in batches])
+    assert len({tuple(row.tolist()) for row in drawn}) > 1  # drawn afresh each step, not one permutation
+    larger = list(training_batches(data, 10, generator(), unit="sampled-users"))  # more than the 7 users
+    assert len(larger) == 4 and all(len(batch["users"]) == 10 for batch in larger)
+    with pytest.raises(ValueError, match="no views"):
+        next(training_batches(data, 4, generator(), views=True, unit="sampled-users"))

@@ -1,6 +1,6 @@
 """optimisation.py: the epoch of steps shared by training and pre-training: losses averaged over the
-steps, the first non-finite step named at the epoch's end, the state a resume needs, and the
-amp warning on a CPU without native bfloat16."""
+steps, the first non-finite step named at the epoch's end, the state a resume needs, the
+amp warning on a CPU without native bfloat16, and TensorFlow 1's RMSProp by hand."""
 
 import warnings
 
@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import elcrec.optimisation as optimisation
-from elcrec.optimisation import NonFiniteLoss, Optimisation
+from elcrec import ElcrecError
+from elcrec.optimisation import NonFiniteLoss, Optimisation, TF1RMSProp
 
 
 def make(amp: bool = False) -> tuple[torch.nn.Linear, Optimisation]:
@@ -139,3 +140,38 @@ def test_compile_falls_back_when_the_compiler_fails_at_the_first_step(monkeypatc
         means, _ = sasrec_steps(compile=True)
     eager_means, _ = sasrec_steps(compile=False)
     assert [row["loss_total"] for row in means] == [row["loss_total"] for row in eager_means]
+
+
+def test_tf1_rmsprop_by_hand_dense_and_sparse_rows():
+    # dense: mean square from 1, ms <- ms + (g^2 - ms)(1 - 0.9); w <- w - lr g / sqrt(ms + 1e-10)
+    weight = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    optimizer = TF1RMSProp([weight], lr=0.1)
+    for _ in range(2):
+        weight.grad = torch.tensor([0.5, 3.0])
+        optimizer.step()
+    ms1 = 1 + (torch.tensor([0.25, 9.0]) - 1) * 0.1
+    after1 = torch.tensor([1.0, -2.0]) - 0.1 * torch.tensor([0.5, 3.0]) / (ms1 + 1e-10).sqrt()
+    ms2 = ms1 + (torch.tensor([0.25, 9.0]) - ms1) * 0.1
+    after2 = after1 - 0.1 * torch.tensor([0.5, 3.0]) / (ms2 + 1e-10).sqrt()
+    assert torch.allclose(weight.detach(), after2) and torch.allclose(optimizer.state[weight]["mean_square"], ms2)
+    # sparse (an embedding's lookup): row 2 twice (its gradients summed), row 0 never: row 0 keeps ms 1
+    table = torch.nn.Embedding(3, 1, sparse=True)
+    with torch.no_grad():
+        table.weight.copy_(torch.tensor([[1.0], [2.0], [3.0]]))
+    optimizer = TF1RMSProp(table.parameters(), lr=0.1)
+    table(torch.tensor([2, 1, 2])).sum().backward()
+    optimizer.step()
+    ms = torch.tensor([[1.0], [1 + (1 - 1) * 0.1], [1 + (4 - 1) * 0.1]])
+    assert torch.allclose(optimizer.state[table.weight]["mean_square"], ms)
+    expected = torch.tensor([[1.0], [2 - 0.1 * 1 / ms[1, 0].sqrt()], [3 - 0.1 * 2 / ms[2, 0].sqrt()]])
+    assert torch.allclose(table.weight.detach(), expected)
+
+
+def test_optimisation_takes_rmsprop_tf1_by_name_and_refuses_weight_decay_with_it():
+    model = torch.nn.Linear(3, 1)
+    chosen = Optimisation(model, torch.device("cpu"), 5, 0.1, (0.9, 0.999), 0.0, False, optimizer="rmsprop-tf1")
+    assert isinstance(chosen.optimizer, TF1RMSProp)
+    with pytest.raises(ElcrecError, match="no weight decay"):
+        Optimisation(model, torch.device("cpu"), 5, 0.1, (0.9, 0.999), 0.01, False, optimizer="rmsprop-tf1")
+    with pytest.raises(ElcrecError, match="optimizer must be one of"):
+        Optimisation(model, torch.device("cpu"), 5, 0.1, (0.9, 0.999), 0.0, False, optimizer="sgd")

@@ -263,7 +263,7 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
     ]
     extra = [  # one seed each: the sensitivity points, the cost runs, the departures, the domains
         "beauty/bert4rec/lr1e-3/seed1",
-        "beauty/bprmf/lr1e-3/seed1",
+        "beauty/bprmf/adam-lr1e-3/seed1",
         "beauty/caser/e300/seed1",
         "beauty/dcrec/aligned-sim/seed1",
         "beauty/elcrec/alpha-0.1/seed1",
@@ -319,7 +319,9 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
     )
     cost = json.loads((tmp_path / "results/runs/beauty/iclrec/cost/seed1/metrics.json").read_text())
     assert cost["epochs_run"] == 2 and cost["mean_memory_bytes"] > 0  # fixed epochs, Table 2's memory
-    assert settings("beauty/bprmf/lr1e-3/seed1")["lr"] == 0.001 and settings("beauty/caser/e300/seed1")["epochs"] == 2
+    assert settings("beauty/bprmf/default/seed1")["optimizer"] == "rmsprop-tf1"  # the official loop
+    assert settings("beauty/bprmf/adam-lr1e-3/seed1")["optimizer"] == "adam"
+    assert settings("beauty/caser/e300/seed1")["epochs"] == 2
     assert (
         settings("beauty/elcrec/random-init/seed1")["centre_init"],
         settings("beauty/elcrec/paper-loss/seed1")["cluster_loss"],
@@ -330,7 +332,7 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
 
     html = (tmp_path / "results/report/report.html").read_text()
     assert "Not the paper's data" in html and "prov-beauty--elcrec--B_ICL" in html
-    assert 'href="#prov-beauty--bprmf--lr1e-3"' in html  # the departures sit beside Table 1
+    assert 'href="#prov-beauty--bprmf--adam-lr1e-3"' in html  # the departures sit beside Table 1
     assert 'href="#prov-beauty--elcrec--shared-views"' in html
     assert (tmp_path / "results/report/report.md").exists() and (tmp_path / "results/tables/table1.csv").exists()
     # the paper's claims: a verdict per claim, some decided on the smoke runs (ML-1M's gain over ICLRec

@@ -1,9 +1,10 @@
 """An epoch of optimisation steps, shared by training (training.py) and pre-training (pretraining.py).
 
-The optimiser (Adam), mixed precision, the batch generator and the random states belong to one
-`Optimisation`; `epoch(loss, batches)` runs the steps of one epoch. Loss sums and the finiteness
-check stay on the device and are read once, at the epoch's end: no host-device synchronisation
-per step (on a GPU a step would otherwise wait for the last). `state()` / `load_state()` carry
+The optimiser (Adam, or TensorFlow 1's RMSProp for BPR-MF's official loop), mixed precision, the
+batch generator and the random states belong to one `Optimisation`; `epoch(loss, batches)` runs
+the steps of one epoch. Loss sums and the finiteness check stay on the device and are read once,
+at the epoch's end: no host-device synchronisation per step (on a GPU a step would otherwise wait
+for the last). `state()` / `load_state()` carry
 everything a resumed run needs to continue exactly (optimiser, scaler, generator, torch's RNGs).
 
 `compile` (a named option, off by default) runs the loss of each step through `torch.compile`
@@ -28,6 +29,39 @@ from elcrec.runinfo import current_memory_bytes, native_bfloat16
 
 Batch = dict[str, torch.Tensor]
 Loss = Callable[[Batch], dict[str, torch.Tensor]]
+OPTIMIZERS = ("adam", "rmsprop-tf1")
+
+
+class TF1RMSProp(torch.optim.Optimizer):
+    """tf.train.RMSPropOptimizer with its defaults (decay 0.9, momentum 0, epsilon 1e-10), as TensorFlow 1
+    applies it: the mean square starts at 1 (the `rms` slot's ones initialiser), epsilon inside the root,
+    and a sparse gradient (an nn.Embedding(sparse=True) lookup) updates only the rows it holds, duplicates
+    summed (TF's sparse apply after deduplication); other rows keep their mean square unchanged."""
+
+    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float, decay: float = 0.9, epsilon: float = 1e-10):
+        super().__init__(params, {"lr": lr, "decay": decay, "epsilon": epsilon})
+
+    @torch.no_grad()
+    def step(self, closure: Callable | None = None) -> None:
+        for group in self.param_groups:
+            lr, keep, epsilon = group["lr"], group["decay"], group["epsilon"]
+            for parameter in group["params"]:
+                if parameter.grad is None:
+                    continue
+                state = self.state[parameter]
+                if not state:
+                    state["mean_square"] = torch.ones_like(parameter)
+                mean_square, grad = state["mean_square"], parameter.grad
+                if grad.is_sparse:  # training_ops.cc SparseApplyRMSProp: the gradient's rows only
+                    grad = grad.coalesce()
+                    rows, values = grad.indices()[0], grad.values()
+                    square = mean_square[rows]
+                    square += (values * values - square) * (1 - keep)
+                    mean_square[rows] = square
+                    parameter.index_add_(0, rows, -(values * lr) / (square + epsilon).sqrt())
+                else:  # ApplyRMSProp
+                    mean_square += (grad * grad - mean_square) * (1 - keep)
+                    parameter -= (grad * lr) / (mean_square + epsilon).sqrt()
 
 
 class NonFiniteLoss(ElcrecError):
@@ -108,10 +142,10 @@ class CompiledLoss:
 
 
 class Optimisation:
-    """Adam over the model's parameters (none: `pop`, fitted in a hook, takes no steps), mixed
-    precision when `amp`, and the run's batch generator, on `batch_device` (training builds its
-    batches on the model's device, data/batches.py; the pre-training batch builders of the models
-    run on the host)."""
+    """Adam (or `optimizer` rmsprop-tf1: TF1RMSProp) over the model's parameters (none: `pop`, fitted
+    in a hook, takes no steps), mixed precision when `amp`, and the run's batch generator, on
+    `batch_device` (training builds its batches on the model's device, data/batches.py; the
+    pre-training batch builders of the models run on the host)."""
 
     def __init__(
         self,
@@ -124,13 +158,20 @@ class Optimisation:
         amp: bool,
         batch_device: torch.device | str = "cpu",
         compile: bool = False,
+        optimizer: str = "adam",
     ) -> None:
         self.model, self.device, self.amp, self.compile = model, device, amp, compile
         self.compiled_losses: dict[Loss, CompiledLoss] = {}
         self.generator = torch.Generator(device=batch_device).manual_seed(seed)
         parameters = list(model.parameters())
         self.optimizer = None
-        if parameters:
+        if optimizer not in OPTIMIZERS:
+            raise ElcrecError(f"optimizer must be one of {list(OPTIMIZERS)}, got {optimizer!r}")
+        if optimizer == "rmsprop-tf1" and weight_decay:
+            raise ElcrecError("optimizer rmsprop-tf1 has no weight decay (TensorFlow's has none): set weight_decay 0")
+        if parameters and optimizer == "rmsprop-tf1":
+            self.optimizer = TF1RMSProp(parameters, lr=lr)
+        elif parameters:
             self.optimizer = torch.optim.Adam(parameters, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
         self.amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
         if amp and device.type == "cpu" and native_bfloat16() is False:
@@ -187,7 +228,8 @@ class Optimisation:
         lr: float,
         batch_device: torch.device | str = "cpu",
     ) -> Optimisation:
-        """From a run's resolved settings (Adam's betas and weight decay, amp, compile)."""
+        """From a run's resolved settings (the optimiser: a model's `optimizer`, else Adam; Adam's betas and
+        weight decay, amp, compile)."""
         return cls(
             model,
             device,
@@ -198,6 +240,7 @@ class Optimisation:
             amp=settings["amp"],
             batch_device=batch_device,
             compile=settings["compile"],
+            optimizer=settings.get("optimizer", "adam"),
         )
 
     def state(self) -> dict:

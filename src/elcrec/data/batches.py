@@ -30,8 +30,9 @@ from elcrec.data.sequences import History, Split
 AUGMENTATIONS = ("crop", "mask", "reorder")
 # what a training batch's `batch_size` counts: users (each row a user's input), or prefix examples:
 # each position of the input (cut to max_len) one row (DCRec's official loader), or each position of the
-# whole training input one row, cut to max_len after (IOCRec's); see `prefix_batches`
-BATCH_UNITS = ("users", "prefixes", "whole-prefixes")
+# whole training input one row, cut to max_len after (IOCRec's); see `prefix_batches`; or users drawn
+# afresh for each step (the official BPR-MF's sampler): `sampled_user_batches`
+BATCH_UNITS = ("users", "prefixes", "whole-prefixes", "sampled-users")
 
 
 class ItemSets:
@@ -252,6 +253,24 @@ def prefix_batches(
         yield batch
 
 
+def sampled_user_batches(
+    data: TrainingData, batch_size: int, generator: torch.Generator
+) -> Iterator[dict[str, torch.Tensor]]:
+    """The official BPR-MF's epoch (NGCF utility/load_data.py:144-149, BPRMF.py:165-168): n_train //
+    batch_size + 1 steps (n_train: the training interactions s_1..s_{n-2}), each of `batch_size`
+    distinct users drawn uniformly afresh (so a user may come in several steps of an epoch, or none;
+    when batch_size exceeds the users, drawn with replacement). Keys as the users unit's, no views."""
+    device = data.device
+    n_train = int(data.host_lengths.sum()) + data.n_users
+    negatives = sample_negatives(data.target, torch.arange(data.n_users, device=device), data.item_sets, generator)
+    for _ in range(n_train // batch_size + 1):
+        if batch_size <= data.n_users:
+            users = torch.randperm(data.n_users, generator=generator, device=device)[:batch_size]
+        else:
+            users = torch.randint(data.n_users, (batch_size,), generator=generator, device=device)
+        yield {"users": users, "input": data.input[users], "target": data.target[users], "negative": negatives[users]}
+
+
 def training_batches(
     data: TrainingData,
     batch_size: int,
@@ -263,7 +282,7 @@ def training_batches(
 ) -> Iterator[dict[str, torch.Tensor]]:
     """One epoch: users in a random order, `batch_size` at a time (the last batch may be smaller),
     built on `data.device` with `generator` (on the same device); `unit` prefixes or whole-prefixes
-    gives `prefix_batches` instead.
+    gives `prefix_batches` instead, sampled-users `sampled_user_batches`.
 
     Keys: users, input, target, negative ([b, max_len]) and, with `views`, two augmented views of
     each training input stacked as [2b, max_len] (view one's rows first); with `whole`, the uncut
@@ -272,6 +291,11 @@ def training_batches(
     """
     if unit not in BATCH_UNITS:
         raise ValueError(f"batch_unit must be one of {BATCH_UNITS}, got {unit!r}")
+    if unit == "sampled-users":
+        if views or whole:
+            raise ValueError("batch_unit sampled-users builds no views and no uncut inputs")
+        yield from sampled_user_batches(data, batch_size, generator)
+        return
     if unit != "users":
         yield from prefix_batches(data, batch_size, generator, views, augmentation, whole=unit == "whole-prefixes")
         return

@@ -1,13 +1,16 @@
 """BPR-MF (Rendle et al., 2009): user and item embeddings, the pairwise BPR loss with one sampled
 negative per positive; order is ignored. Trained on the training interactions s_1..s_{n-2} of
-each user, all of them (s_{n-1} and s_n are validation and test): a batch of users contributes
-every one of their training items, each paired with a negative that is not in the user's whole
-sequence. Scores are u . E^T over every vocabulary row.
+each user (s_{n-1} and s_n are validation and test). Scores are u . E^T over every vocabulary row.
 
-The batch's `input` and `target` hold only the last max_len + 1 training items of a user (the
-window the sequential models see), so the items come from `prepare` instead, and the negatives,
-one per item, are drawn here with the batches' semantics (data/batches.py sample_negatives:
-uniform over 1..vocab-1, redrawn while in the user's whole sequence).
+By default the official loop (NGCF/BPRMF.py and utility/load_data.py; docs/OFFICIAL.md): each step
+1,024 distinct users drawn afresh (`batch_unit: sampled-users`), each with one training item drawn
+uniformly and one negative uniform over the real items 1..n, redrawn while among the user's
+training items (`sampler: official`); glorot-uniform tables (`init: xavier`); TensorFlow 1's RMSProp
+at lr 0.01 (`optimizer: rmsprop-tf1`, optimisation.py TF1RMSProp, with sparse table gradients as
+TF's). Named departures (variant `adam-lr1e-3`): `sampler: all-items` (a batch of users contributes
+every one of their training items, each with a negative outside the user's whole sequence, as the
+batches' sample_negatives draws), `init: normal`, Adam. The official code picks its epoch on the test
+set every 10 epochs; ours validates every epoch (the shared protocol).
 
 The L2 term is the official one (NGCF/BPRMF.py:79-80, 85): `l2` times tf.nn.l2_loss, half the sum of
 squares, of the triples' user, positive and negative embeddings, over the number of triples;
@@ -28,6 +31,7 @@ from elcrec.data.batches import ItemSets, sample_negatives
 from elcrec.data.sequences import SequenceData
 from elcrec.models.base import Batch, EpochContext, RecommenderModel
 from elcrec.models.registry import register
+from elcrec.optimisation import OPTIMIZERS
 
 
 def user_item_positions(offsets: torch.Tensor, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,31 +51,41 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state))
 
 
+SAMPLERS = ("official", "all-items")
+
+
 @register
 class BPRMF(RecommenderModel):
     name = "bprmf"
     needs_users = True
     defaults: ClassVar[dict] = {
         "hidden_size": 64,  # official default, and the shared protocol's 64 dimensions
-        # official: learning rate 0.01 with tf.train.RMSPropOptimizer (NGCF/BPRMF.py:58); ours with the
-        # shared loop's Adam
-        "lr": 0.01,
+        "lr": 0.01,  # official, with tf.train.RMSPropOptimizer (NGCF/BPRMF.py:58)
+        "optimizer": "rmsprop-tf1",
+        "init": "xavier",  # official xavier_initializer (BPRMF.py:64-73); `normal`: N(0, init_std)
+        "sampler": "official",  # load_data.py:144-183; `all-items`: every training item of a batch user
         # official: regs[0] times tf.nn.l2_loss (half the sum of squares) of the batch's user, positive
         # and negative embeddings, over the batch size
         "l2": 1e-5,
         "epochs": 500,  # official maximum; early stopping (patience 40 on valid NDCG@20) as for every model
-        # official batches are 1024 (user, positive, negative) triples; ours are users with all their
-        # training items: 128 users hold about 760 triples on the Amazon sets (6 training items each)
-        "batch_size": 128,
+        "batch_unit": "sampled-users",  # official: n_train // 1024 + 1 steps of 1,024 users drawn afresh
+        "batch_size": 1024,
     }
+    choices: ClassVar[dict] = {"optimizer": OPTIMIZERS, "init": ("xavier", "normal"), "sampler": SAMPLERS}
 
     def __init__(self, vocab_size: int, settings: dict, n_users: int) -> None:
         super().__init__()
-        self.user_embedding = nn.Embedding(n_users, settings["hidden_size"])
-        self.item_embedding = nn.Embedding(vocab_size, settings["hidden_size"])
-        for embedding in (self.user_embedding, self.item_embedding):
-            nn.init.normal_(embedding.weight, std=settings["init_std"])
+        sparse = settings["optimizer"] == "rmsprop-tf1"  # row gradients, applied to their rows only, as TF's
+        self.user_embedding = nn.Embedding(n_users, settings["hidden_size"], sparse=sparse)
+        self.item_embedding = nn.Embedding(vocab_size, settings["hidden_size"], sparse=sparse)
+        for embedding, rows in ((self.user_embedding, n_users), (self.item_embedding, vocab_size - 2)):
+            if settings["init"] == "xavier":  # glorot uniform over the official table's rows (no padding, mask)
+                bound = (6 / (rows + settings["hidden_size"])) ** 0.5
+                nn.init.uniform_(embedding.weight, -bound, bound)
+            else:
+                nn.init.normal_(embedding.weight, std=settings["init_std"])
         self.l2 = settings["l2"]
+        self.official_sampler = settings["sampler"] == "official"
         self.negative_sets: ItemSets | None = None
         self.generator: torch.Generator | None = None
 
@@ -85,17 +99,32 @@ class BPRMF(RecommenderModel):
         self.register_buffer("train_items", torch.from_numpy(train_sequences.items.astype(np.int64)), persistent=False)
         offsets = torch.from_numpy(train_sequences.offsets.astype(np.int64))
         self.register_buffer("train_offsets", offsets, persistent=False)
+        owners = torch.repeat_interleave(torch.arange(len(offsets) - 1), offsets.diff())
+        keys = torch.sort(owners * self.item_embedding.num_embeddings + self.train_items).values
+        self.register_buffer("train_keys", keys, persistent=False)  # each user's training items (ItemSets)
 
     def on_epoch_start(self, context: EpochContext) -> None:
         self.negative_sets = context.item_sets
         self.generator = epoch_generator(context.seed, context.epoch)
 
     def training_pairs(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(batch row, positive, negative) for every training interaction of the batch's users."""
+        """(batch row, positive, negative) of the batch's users: one each (`sampler: official`) or every
+        training interaction of each (`all-items`)."""
         if not hasattr(self, "train_items"):
             raise ElcrecError("bprmf: prepare(train_sequences) must run before training")
         if self.negative_sets is None or self.generator is None:
             raise ElcrecError("bprmf: on_epoch_start needs the users' item sets (EpochContext.item_sets)")
+        if self.official_sampler:
+            host_users = users.cpu()
+            offsets = self.train_offsets.cpu()
+            starts, counts = offsets[host_users], offsets[host_users + 1] - offsets[host_users]
+            picks = torch.minimum((torch.rand(len(users), generator=self.generator) * counts).long(), counts - 1)
+            positives = self.train_items.cpu()[starts + picks]
+            training = ItemSets.of_keys(self.train_keys.cpu(), self.item_embedding.num_embeddings)
+            high = self.item_embedding.num_embeddings - 1  # 1..n: the real items, not the mask row
+            negatives = sample_negatives(positives[:, None], host_users, training, self.generator, high=high)[:, 0]
+            rows = torch.arange(len(users), device=users.device)
+            return rows, positives.to(users.device), negatives.to(users.device)
         rows, positions = user_item_positions(self.train_offsets, users)
         positives = self.train_items[positions]
         owners = users[rows].cpu()

@@ -80,7 +80,11 @@ def compare(
         ours = losses[name].item()
         compared[name] = {"ours": ours, "official": official, "share": abs(ours - official) / max(abs(official), 1e-30)}
     losses["total"].backward()
-    mine = {name: parameter.grad for name, parameter in model.named_parameters()}
+    # an embedding's sparse gradient (BPR-MF's tables for TF1's RMSProp) compared as the dense one
+    mine = {
+        name: parameter.grad.to_dense() if parameter.grad is not None and parameter.grad.is_sparse else parameter.grad
+        for name, parameter in model.named_parameters()
+    }
     if set(gradients) != set(mine):
         raise ElcrecError(
             f"gradients: the official and our parameter names differ ({sorted(set(gradients) ^ set(mine))[:5]})"

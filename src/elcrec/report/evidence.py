@@ -112,7 +112,7 @@ DEPARTURE_COLUMNS = [
 
 
 def departures(runs: pd.DataFrame, table1: pd.DataFrame, skip_variants: tuple[str, ...]) -> pd.DataFrame:
-    """Every other variant of a Table 1 model (config `models.M.variants`: BPR-MF `lr1e-3`, ELCRec
+    """Every other variant of a Table 1 model (config `models.M.variants`: BPR-MF `adam-lr1e-3`, ELCRec
     `random-init`), per metric beside the Table 1 column it departs from (ours, official settings)
     and the paper, with a Wilcoxon signed-rank test of the two on the seed-averaged per-user
     metric (Holm-corrected over the whole table; None where either side has no runs).

@@ -24,7 +24,9 @@ to a temporary folder. The official modules are imported from the checkout's NGC
 `__main__` is not run); utility/parser.py's defaults are used but for --data_path, --dataset and
 --batch_size 16 (the default 1024 is more than the 20 users; with 16 <= n_users the sampler takes
 16 distinct users, one positive and one negative each). Seeds: random 2019, numpy 2019,
-tf.set_random_seed 2019. The official RMSProp step is built (by the constructor) but not run.
+tf.set_random_seed 2019. After that step's numbers (taken without an update), the official training
+loop's optimiser: STEPS steps of the constructor's tf.train.RMSPropOptimizer (model.opt), each on a
+fresh Data.sample() batch, from the same initialisation; the batches and both tables after them.
 """
 
 import argparse
@@ -43,6 +45,7 @@ COMMIT = "a718a4f2df7c3942ca0df6759926975762c61eed"
 SEED = 2019
 USERS = 20
 BATCH_SIZE = 16
+STEPS = 3  # RMSProp steps of the official loop, after the step compared without an update
 OFFICIAL_LINES = {
     "mf_loss": "NGCF/BPRMF.py:75-86 create_bpr_loss (line 84): -reduce_mean(log(sigmoid(pos_scores - neg_scores)))",
     "reg_loss": "NGCF/BPRMF.py:79-80,85: decay * (l2_loss(u) + l2_loss(i) + l2_loss(j)) / batch_size, "
@@ -52,7 +55,7 @@ OFFICIAL_LINES = {
     "batch": "NGCF/utility/load_data.py:144-183 Data.sample (rd.sample users; np.random positive; negative "
     "uniform over 0..n_items-1, redrawn while in the user's train items)",
     "initialisation": "NGCF/BPRMF.py:64-73 xavier_initializer (glorot uniform)",
-    "optimiser": "NGCF/BPRMF.py:58 tf.train.RMSPropOptimizer(learning_rate=args.lr) (not run)",
+    "optimiser": "NGCF/BPRMF.py:58 tf.train.RMSPropOptimizer(learning_rate=args.lr), run STEPS times (168-170)",
 }
 
 
@@ -135,6 +138,15 @@ def main():
         out[f"grad_rows/{name}"] = rows.astype(np.int64)
         out[f"grad/{name}"] = gradient[rows].astype(np.float32)
     out["scores"] = scores.astype(np.float32)
+    # the official loop's optimiser: STEPS RMSProp steps, each on a fresh batch of its sampler (BPRMF.py:168-170)
+    for step in range(STEPS):
+        users, positives, negatives = data.sample()
+        sess.run(model.opt, {model.users: users, model.pos_items: positives, model.neg_items: negatives})
+        out[f"rmsprop/{step}/users"] = np.asarray(users, dtype=np.int64)
+        out[f"rmsprop/{step}/pos_items"] = np.asarray(positives, dtype=np.int64)
+        out[f"rmsprop/{step}/neg_items"] = np.asarray(negatives, dtype=np.int64)
+    for name, value in sess.run(variables).items():
+        out[f"rmsprop/after/{name}"] = value.astype(np.float32)
     out["sequences"] = np.asarray([item for sequence in sequences for item in sequence], dtype=np.int64)
     out["sequence_offsets"] = np.cumsum([0] + [len(sequence) for sequence in sequences]).astype(np.int64)
 
@@ -162,6 +174,11 @@ def main():
         },
         "sizes": {"n_users": data.n_users, "n_items": data.n_items, "items_renumbered": len(items)},
         "batch": "one call of the official Data.sample(): users, pos_items, neg_items (0-based official ids)",
+        "rmsprop": (
+            f"then {STEPS} steps of model.opt (tf.train.RMSPropOptimizer, lr {args.lr}, its defaults decay 0.9, "
+            "momentum 0, epsilon 1e-10), each on a fresh Data.sample(): rmsprop/<step>/{users,pos_items,neg_items}; "
+            "both tables after them: rmsprop/after/<name>"
+        ),
         "losses": losses,
         "official_lines": OFFICIAL_LINES,
         "mode": "no dropout in BPR-MF; float32 on CPU, one thread",
