@@ -48,7 +48,6 @@ import json
 import os
 import sys
 import tempfile
-import zipfile
 
 import numpy as np
 import torch
@@ -303,18 +302,8 @@ for key, value in arrays.items():
         assert np.all(np.isfinite(value)), key
 
 
-def write_npz(path, named):
-    """np.savez_compressed's layout with a fixed timestamp, so a second run writes the same bytes."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name in sorted(named):
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            with archive.open(info, "w", force_zip64=True) as handle:
-                np.lib.format.write_array(handle, np.asarray(named[name]), allow_pickle=False)
-
-
 npz_path = os.path.join(OUT, "dcrec_train.npz")
-write_npz(npz_path, arrays)
+np.savez_compressed(npz_path, **dict(sorted(arrays.items())))  # sorted; numpy's fixed dates: same bytes
 
 
 def line(path, lines):

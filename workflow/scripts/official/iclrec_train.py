@@ -50,7 +50,6 @@ import os
 import sys
 import tempfile
 import types
-import zipfile
 
 import numpy as np
 import torch
@@ -334,7 +333,7 @@ def run(model_name, contrast_type):
             assert np.all(np.isfinite(value)), key
 
     npz_path = os.path.join(OUT, f"{model_name}_train.npz")
-    write_npz(npz_path, arrays)
+    np.savez_compressed(npz_path, **dict(sorted(arrays.items())))  # sorted; numpy's fixed dates: same bytes
     record = {
         "repository": REPOSITORY,
         "commit": COMMIT,
@@ -415,16 +414,6 @@ def run(model_name, contrast_type):
     with open(os.path.join(OUT, f"{model_name}_train.json"), "w") as handle:
         handle.write(json.dumps(record, indent=1) + "\n")
     print(model_name, json.dumps(record["losses"]), record["npz_bytes"], "bytes")
-
-
-def write_npz(path, arrays):
-    """np.savez_compressed's layout with a fixed timestamp, so a second run writes the same bytes."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name in sorted(arrays):
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            with archive.open(info, "w", force_zip64=True) as handle:
-                np.lib.format.write_array(handle, np.asarray(arrays[name]), allow_pickle=False)
 
 
 for name, contrast in RUNS.items():
