@@ -6,7 +6,7 @@ import pytest
 from conftest import REPO
 from run_helpers import write_run
 
-from elcrec.report import beyond, tables
+from elcrec.report import beyond, records, tables
 from elcrec.stats import load_paper
 
 
@@ -22,7 +22,7 @@ def runs(tmp_path):
         write_run(root, "beauty", "elcrec", "ELCRec", seed, elcrec)
         write_run(root, "beauty", "sasrec", "ce", seed, sasrec_ce)
         write_run(root, "beauty", "elcrec", "ce", seed, elcrec_ce)
-    return tables.run_records(root)
+    return records.run_records(root)
 
 
 def test_the_table_puts_the_published_elcrec_beside_our_columns(runs, paper):

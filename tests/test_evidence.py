@@ -7,7 +7,7 @@ from run_helpers import write_run
 from scipy import stats as scipy_stats
 
 from elcrec import stats
-from elcrec.report import evidence, tables
+from elcrec.report import evidence, records, tables
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def runs(tmp_path):
     write_run(tmp_path, "beauty", "elcrec", "alpha-0.1", 1, 0.4, settings={"alpha": 0.1})
     write_run(tmp_path, "beauty", "elcrec", "k-64", 1, 0.3, settings={"clusters": 64}, other_masking=False)
     write_run(tmp_path, "beauty", "iclrec", "default", 1, 0.2)
-    return tables.run_records(tmp_path)
+    return records.run_records(tmp_path)
 
 
 def test_convergence_takes_every_epoch_of_the_elcrec_runs(runs):
@@ -35,7 +35,7 @@ def test_sensitivity_points_come_from_the_settings(runs):
 
 def test_sensitivity_keeps_to_the_four_benchmarks(runs, tmp_path):
     write_run(tmp_path, "ml-1m", "elcrec", "ELCRec", 1, 0.6)  # Table 8's run: no sweep in the paper
-    points = evidence.sensitivity(tables.run_records(tmp_path))
+    points = evidence.sensitivity(records.run_records(tmp_path))
     assert set(points["dataset"]) == {"beauty"}
 
 
@@ -57,7 +57,7 @@ def test_departures_sit_beside_their_table1_column(tmp_path):
     write_run(tmp_path, "beauty", "elcrec", "B", 1, 0.1)  # Table 10's, not a departure
     write_run(tmp_path, "beauty", "elcrec", "alpha-0.1", 1, 0.1, settings={"alpha": 0.1})  # Figure 2's
     write_run(tmp_path, "beauty", "caser", "e300", 1, 0.3)  # no run of its official column
-    runs = tables.run_records(tmp_path)
+    runs = records.run_records(tmp_path)
     table1, _ = tables.table1(runs, stats.collect_runs(tmp_path), paper, {"bprmf", "caser", "elcrec"}, 5.0)
     skip = (tables.COST_VARIANT, *tables.ABLATION_VARIANTS)
     found = evidence.departures(runs, table1, skip).set_index(["dataset", "model", "variant", "metric"])
