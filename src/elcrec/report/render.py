@@ -129,42 +129,25 @@ def _table1_blocks(table1: pd.DataFrame, tests: pd.DataFrame, released: pd.DataF
     return blocks
 
 
-def _masking(masking: pd.DataFrame) -> list[dict]:
-    """One row per (dataset, model, variant) with both maskings of each metric."""
+def _cell_rows(frame: pd.DataFrame, columns: tuple[str, ...]) -> list[dict]:
+    """One row per run cell: `columns` from its first record, and each metric's record in METRICS order."""
     rows = []
-    for cell, group in masking.groupby("cell", sort=True):
+    for cell, group in frame.groupby("cell", sort=True):
         first = group.iloc[0]
         by_metric = {row["metric"]: row for row in _records(group)}
-        rows.append(
-            {
-                "cell": cell,
-                "dataset": first["dataset"],
-                "model": first["model"],
-                "variant": first["variant"],
-                "metrics": [by_metric.get(metric, {}) for metric in table_module.METRICS],
-            }
-        )
+        metrics = [by_metric.get(metric, {}) for metric in table_module.METRICS]
+        rows.append({"cell": cell} | {column: first[column] for column in columns} | {"metrics": metrics})
     return rows
+
+
+def _masking(masking: pd.DataFrame) -> list[dict]:
+    """One row per (dataset, model, variant) with both maskings of each metric."""
+    return _cell_rows(masking, ("dataset", "model", "variant"))
 
 
 def _departures(departures: pd.DataFrame) -> list[dict]:
     """One row per departing run cell, each metric as (ours with it, ours official, the paper)."""
-    rows = []
-    for cell, group in departures.groupby("cell", sort=True):
-        first = group.iloc[0]
-        by_metric = {row["metric"]: row for row in _records(group)}
-        rows.append(
-            {
-                "cell": cell,
-                "official_cell": first["official_cell"],
-                "dataset": first["dataset"],
-                "model": first["model"],
-                "variant": first["variant"],
-                "official_variant": first["official_variant"],
-                "metrics": [by_metric.get(metric, {}) for metric in table_module.METRICS],
-            }
-        )
-    return rows
+    return _cell_rows(departures, ("official_cell", "dataset", "model", "variant", "official_variant"))
 
 
 def _provenance(runs: pd.DataFrame) -> list[dict]:
