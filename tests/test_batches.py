@@ -209,3 +209,33 @@ def test_sampled_user_batches_draw_distinct_users_afresh_for_n_train_over_b_plus
     assert len(larger) == 4 and all(len(batch["users"]) == 10 for batch in larger)
     with pytest.raises(ValueError, match="no views"):
         next(training_batches(data, 4, generator(), views=True, unit="sampled-users"))
+
+
+def test_window_batches_are_every_position_with_a_full_window_before_it():
+    """The official GRU4Rec's windows (slientGe make_datasets.py): over the whole training input (uncut
+    by max_len), each target with at least `window` items before it, those items its input."""
+    sequences = [np.arange(1, n + 1) + 20 * u for u, n in enumerate([5, 8, 12, 7])]
+    split = SequenceData.from_sequences(sequences).split(max_len=3)  # narrower than a user's training items
+    data = TrainingData.of(split)
+    batches = list(training_batches(data, 4, generator(), unit="windows", window=3, negatives=5))
+    made = sorted(
+        (int(user), tuple(items.tolist()), int(target))
+        for batch in batches
+        for user, items, target in zip(batch["users"], batch["input"], batch["target"][:, 0], strict=True)
+    )
+    expected = sorted(
+        (u, tuple(int(item) for item in sequence[i - 3 : i]), int(sequence[i]))
+        for u, sequence in enumerate(sequences)
+        for i in range(3, len(sequence) - 2)  # the training items s_1..s_{n-2}
+    )
+    assert made == expected and len(made) == 0 + 3 + 7 + 2
+    assert [len(batch["users"]) for batch in batches] == [4, 4, 4]
+    for batch in batches:
+        negatives = batch["negatives"]
+        assert negatives.shape == (len(batch["users"]), 5) and bool((negatives > 0).all())
+        for user, row in zip(batch["users"], negatives, strict=True):
+            assert not set(row.tolist()) & set(sequences[int(user)].tolist())  # outside the user's items
+    with pytest.raises(ValueError, match="window of at least one item"):
+        next(training_batches(data, 4, generator(), unit="windows"))
+    with pytest.warns(UserWarning, match="no training item has 20 items before it"):
+        assert list(training_batches(data, 4, generator(), unit="windows", window=20)) == []

@@ -175,3 +175,26 @@ def test_optimisation_takes_rmsprop_tf1_by_name_and_refuses_weight_decay_with_it
         Optimisation(model, torch.device("cpu"), 5, 0.1, (0.9, 0.999), 0.01, False, optimizer="rmsprop-tf1")
     with pytest.raises(ElcrecError, match="optimizer must be one of"):
         Optimisation(model, torch.device("cpu"), 5, 0.1, (0.9, 0.999), 0.0, False, optimizer="sgd")
+
+
+def gradients_at_the_step(clip: float) -> torch.Tensor:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    steps = Optimisation(model, torch.device("cpu"), 5, 0.1, (0.9, 0.999), 0.0, False, clip_norm=clip)
+    seen, original = [], steps.optimizer.step
+
+    def step(*args):
+        seen.append(torch.cat([parameter.grad.flatten() for parameter in model.parameters()]).clone())
+        return original(*args)
+
+    steps.optimizer.step = step
+    steps.epoch(lambda batch: {"total": (model(batch["x"]) ** 2).sum()}, [{"x": torch.ones(4, 3)}], "linear", 0)
+    return seen[0]
+
+
+def test_clip_norm_scales_every_gradient_to_the_global_norm_as_tf_clip_by_global_norm():
+    """Read at the optimiser's step (Adam's first step would not show a scale)."""
+    unclipped = gradients_at_the_step(0.0)
+    assert float(unclipped.norm()) > 1.0
+    assert torch.allclose(gradients_at_the_step(1.0), unclipped / unclipped.norm(), atol=1e-6)  # clip / norm
+    assert torch.equal(gradients_at_the_step(1e6), unclipped)  # under the clip: untouched

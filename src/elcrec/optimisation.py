@@ -159,11 +159,13 @@ class Optimisation:
         batch_device: torch.device | str = "cpu",
         compile: bool = False,
         optimizer: str = "adam",
+        clip_norm: float = 0.0,
     ) -> None:
         self.model, self.device, self.amp, self.compile = model, device, amp, compile
+        self.clip_norm = clip_norm
         self.compiled_losses: dict[Loss, CompiledLoss] = {}
         self.generator = torch.Generator(device=batch_device).manual_seed(seed)
-        parameters = list(model.parameters())
+        parameters = self.parameters = list(model.parameters())
         self.optimizer = None
         if optimizer not in OPTIMIZERS:
             raise ElcrecError(f"optimizer must be one of {list(OPTIMIZERS)}, got {optimizer!r}")
@@ -202,6 +204,9 @@ class Optimisation:
             if self.optimizer is not None:
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(losses["total"]).backward()
+                if self.clip_norm:  # tf.clip_by_global_norm: every gradient by clip / max(norm, clip)
+                    self.scaler.unscale_(self.optimizer)
+                    torch.nn.utils.clip_grad_norm_(self.parameters, self.clip_norm)
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
             for key, value in losses.items():
@@ -229,7 +234,7 @@ class Optimisation:
         batch_device: torch.device | str = "cpu",
     ) -> Optimisation:
         """From a run's resolved settings (the optimiser: a model's `optimizer`, else Adam; Adam's betas and
-        weight decay, amp, compile)."""
+        weight decay, amp, compile, a model's `clip_norm`)."""
         return cls(
             model,
             device,
@@ -241,6 +246,7 @@ class Optimisation:
             batch_device=batch_device,
             compile=settings["compile"],
             optimizer=settings.get("optimizer", "adam"),
+            clip_norm=settings.get("clip_norm", 0.0),
         )
 
     def state(self) -> dict:

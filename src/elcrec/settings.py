@@ -42,6 +42,7 @@ NON_NEGATIVE = frozenset(
         "reward_eps",
         "pretrain_seed",
         "lr_decay_every",
+        "clip_norm",
     }
 )  # and every *_weight
 FRACTIONS = frozenset({"dropout", "attention_dropout", "graph_dropout", "mask_p", "mask_prob"})  # in [0, 1)

@@ -182,6 +182,8 @@ class Trainer:
             augmentation=self.augmentation,
             unit=self.settings["batch_unit"],
             whole=self.model.needs_whole,
+            window=self.settings.get("window", 0),
+            negatives=self.settings.get("negatives", 1),
         )
 
     def train_epoch(self) -> dict[str, float]:

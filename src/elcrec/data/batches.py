@@ -20,6 +20,7 @@ round, the rejection loop of the epoch's negatives, drawn for every user at once
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -31,8 +32,9 @@ AUGMENTATIONS = ("crop", "mask", "reorder")
 # what a training batch's `batch_size` counts: users (each row a user's input), or prefix examples:
 # each position of the input (cut to max_len) one row (DCRec's official loader), or each position of the
 # whole training input one row, cut to max_len after (IOCRec's); see `prefix_batches`; or users drawn
-# afresh for each step (the official BPR-MF's sampler): `sampled_user_batches`
-BATCH_UNITS = ("users", "prefixes", "whole-prefixes", "sampled-users")
+# afresh for each step (the official BPR-MF's sampler): `sampled_user_batches`; or sliding windows
+# of the whole training input (the official GRU4Rec's): `window_batches`
+BATCH_UNITS = ("users", "prefixes", "whole-prefixes", "sampled-users", "windows")
 
 
 class ItemSets:
@@ -271,6 +273,34 @@ def sampled_user_batches(
         yield {"users": users, "input": data.input[users], "target": data.target[users], "negative": negatives[users]}
 
 
+def window_batches(
+    data: TrainingData, batch_size: int, generator: torch.Generator, window: int, negatives: int
+) -> Iterator[dict[str, torch.Tensor]]:
+    """The official GRU4Rec's epoch (slientGe make_datasets.py:47-58, DataInput.py): every position of
+    the whole training input with at least `window` items before it is one example, shuffled,
+    `batch_size` a step: "input" its last `window` items, "target" [b, 1] its item, "negatives" [b, k]
+    drawn for the step, each outside the user's item set (independently: two may be equal)."""
+    device = data.device
+    source, targets = data.whole, next_items(data.whole, data.target)
+    rows, columns = (source > 0).nonzero(as_tuple=True)
+    keep = columns - (source.shape[1] - data.lengths[rows]) + 1 >= window
+    rows, columns = rows[keep], columns[keep]
+    if len(rows) == 0:
+        message = f"batch_unit windows: no training item has {window} items before it: nothing to train on"
+        warnings.warn(message, stacklevel=3)
+    order = torch.randperm(len(rows), generator=generator, device=device)
+    for start in range(0, len(rows), batch_size):
+        picked = order[start : start + batch_size]
+        users, ends = rows[picked], columns[picked]
+        slots = torch.ones(len(users), negatives, dtype=torch.long, device=device)
+        yield {
+            "users": users,
+            "input": prefixes_ending_at(source[users], ends)[:, -window:],
+            "target": targets[users, ends][:, None],
+            "negatives": sample_negatives(slots, users, data.item_sets, generator),
+        }
+
+
 def training_batches(
     data: TrainingData,
     batch_size: int,
@@ -279,10 +309,13 @@ def training_batches(
     augmentation: dict | None = None,
     unit: str = "users",
     whole: bool = False,
+    window: int = 0,
+    negatives: int = 1,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """One epoch: users in a random order, `batch_size` at a time (the last batch may be smaller),
     built on `data.device` with `generator` (on the same device); `unit` prefixes or whole-prefixes
-    gives `prefix_batches` instead, sampled-users `sampled_user_batches`.
+    gives `prefix_batches` instead, sampled-users `sampled_user_batches`, windows `window_batches`
+    (`window` items, `negatives` a window).
 
     Keys: users, input, target, negative ([b, max_len]) and, with `views`, two augmented views of
     each training input stacked as [2b, max_len] (view one's rows first); with `whole`, the uncut
@@ -295,6 +328,11 @@ def training_batches(
         if views or whole:
             raise ValueError("batch_unit sampled-users builds no views and no uncut inputs")
         yield from sampled_user_batches(data, batch_size, generator)
+        return
+    if unit == "windows":
+        if views or whole or window < 1:
+            raise ValueError("batch_unit windows needs a window of at least one item and builds no views")
+        yield from window_batches(data, batch_size, generator, window, negatives)
         return
     if unit != "users":
         yield from prefix_batches(data, batch_size, generator, views, augmentation, whole=unit == "whole-prefixes")

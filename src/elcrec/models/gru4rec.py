@@ -1,21 +1,21 @@
-"""GRU4Rec (Hidasi et al., 2016): item embedding -> dropout -> one GRU layer; the hidden state at
-each position scores the next item against separate output item weights and biases, as the
-official code's `Wy`/`By`. The official loss is BPR over sampled negatives (mini-batch sampling:
-the other targets of the batch, i.e. popularity-proportional); a full-softmax cross-entropy over
-every item (RecBole's choice) is the named option `loss: ce`.
-
-The training loop's inputs are left-padded; the GRU runs over each sequence's items only (packed),
-so padding never touches the hidden state.
+"""GRU4Rec (Hidasi et al., 2016) as the code the paper names runs it (its Table 12:
+slientGe/Sequential_Recommendation_Tensorflow, models/GRU4Rec; docs/OFFICIAL.md): the last `window`
+items embedded, one TensorFlow-1 GRU cell over them, dropout on its output, and the last output
+scores each item as W[item] . h + b[item]. Training examples are sliding windows: every position of
+a user's training items with at least `window` items before it (`batch_unit: windows`), 500 of them
+a step, each against `negatives` items outside the user's training items, with BPR summed over the
+step's windows (the official `tf.gradients` of a per-window loss) and its gradient clipped to a
+global norm of 5 (`clip_norm`). `loss: ce` is a full softmax over every item instead (beyond the code).
 """
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import torch
 from torch import nn
 from torch.nn import functional
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from elcrec import ElcrecError
 from elcrec.models.base import Batch, RecommenderModel
@@ -24,27 +24,40 @@ from elcrec.models.registry import register
 LOSSES = ("bpr", "ce")
 
 
-def left_aligned(inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Right-aligned rows (left padding) -> the same items from column 0 on (right padding)."""
-    width = inputs.shape[1]
-    columns = (torch.arange(width, device=inputs.device)[None, :] + (width - lengths)[:, None]) % width
-    return inputs.gather(1, columns)
+def glorot_uniform_(tensor: torch.Tensor, fan_in: int, fan_out: int) -> torch.Tensor:
+    """TensorFlow 1's default initialiser of `tf.get_variable`: U(-a, a), a = sqrt(6 / (fan_in + fan_out))."""
+    bound = math.sqrt(6.0 / (fan_in + fan_out))
+    return nn.init.uniform_(tensor, -bound, bound)
 
 
-def right_aligned(states: torch.Tensor, lengths: torch.Tensor, width: int) -> torch.Tensor:
-    """[b, t <= width, d] left-aligned outputs -> [b, width, d] right-aligned (zeros in front)."""
-    if states.shape[1] < width:
-        states = functional.pad(states, (0, 0, 0, width - states.shape[1]))
-    columns = (torch.arange(width, device=states.device)[None, :] - (width - lengths)[:, None]) % width
-    return states.gather(1, columns[:, :, None].expand(-1, -1, states.shape[2]))
+class TFGRUCell(nn.Module):
+    """TensorFlow 1's `GRUCell` (tf.nn.rnn_cell, gates then candidate): [r, u] = sigmoid([x, h] G + g),
+    c = tanh([x, r * h] C + c_b), h' = u * h + (1 - u) * c; the reset gate multiplies the state before
+    the candidate's product (PyTorch's nn.GRU multiplies the product). Glorot kernels, gate bias 1,
+    candidate bias 0, as TF 1 initialises them."""
 
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.gate_kernel = nn.Parameter(torch.empty(input_size + hidden_size, 2 * hidden_size))
+        self.gate_bias = nn.Parameter(torch.ones(2 * hidden_size))
+        self.candidate_kernel = nn.Parameter(torch.empty(input_size + hidden_size, hidden_size))
+        self.candidate_bias = nn.Parameter(torch.zeros(hidden_size))
+        glorot_uniform_(self.gate_kernel, input_size + hidden_size, 2 * hidden_size)
+        glorot_uniform_(self.candidate_kernel, input_size + hidden_size, hidden_size)
 
-def bpr_sampled(outputs: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor, weights, bias) -> torch.Tensor:
-    """outputs [p, d] for p positions, targets [p], negatives [n] shared by every position:
-    mean over positions and negatives of -log sigmoid(r_target - r_negative)."""
-    positive = (outputs * weights(targets)).sum(-1) + bias(targets)[:, 0]
-    negative = outputs @ weights(negatives).T + bias(negatives)[:, 0][None, :]
-    return -functional.logsigmoid(positive[:, None] - negative).mean()
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """[b, t, e] -> the state after every step [b, t, h], from a zero state."""
+        state = inputs.new_zeros(len(inputs), self.hidden_size)
+        outputs = []
+        for step in range(inputs.shape[1]):
+            x = inputs[:, step]
+            gates = torch.sigmoid(torch.cat([x, state], 1) @ self.gate_kernel + self.gate_bias)
+            reset, update = gates.chunk(2, dim=1)
+            candidate = torch.tanh(torch.cat([x, reset * state], 1) @ self.candidate_kernel + self.candidate_bias)
+            state = update * state + (1 - update) * candidate
+            outputs.append(state)
+        return torch.stack(outputs, 1)
 
 
 @register
@@ -52,12 +65,16 @@ class GRU4Rec(RecommenderModel):
     name = "gru4rec"
     choices: ClassVar[dict] = {"loss": LOSSES}
     defaults: ClassVar[dict] = {
-        "hidden_size": 64,  # the shared protocol's 64 dimensions (official 100)
-        "dropout": 0.3,  # official dropout on the embedded input
-        "loss": "bpr",  # official; "ce" = full-softmax cross-entropy over all items (RecBole)
-        # official mini-batch sampling: the targets of other positions in the batch are the
-        # negatives; ours draws this many of them per batch (official batches are 32-50 sessions)
-        "negatives": 128,
+        "hidden_size": 64,  # the shared protocol's 64 dimensions (official emb_size 50)
+        "window": 5,  # official len_Seq: the items a window holds
+        "dropout": 0.3,  # official keep_prob 0.7, on the GRU's output
+        "loss": "bpr",  # official; "ce" = full-softmax cross-entropy over all items (beyond the code)
+        "negatives": 10,  # official neg_sample: items outside the user's training items, per window
+        "batch_unit": "windows",
+        "batch_size": 500,  # windows a step (official)
+        "clip_norm": 5.0,  # official tf.clip_by_global_norm
+        "epochs": 30,  # official num_epochs; early stopping as for every model
+        "lr": 0.001,
     }
 
     def __init__(self, vocab_size: int, settings: dict) -> None:
@@ -65,48 +82,41 @@ class GRU4Rec(RecommenderModel):
         if settings["loss"] not in LOSSES:
             raise ElcrecError(f"gru4rec: loss must be one of {LOSSES}, got {settings['loss']!r}")
         size = settings["hidden_size"]
-        self.loss_name = settings["loss"]
-        self.negatives = settings["negatives"]
+        self.loss_name, self.window = settings["loss"], settings["window"]
         self.item_embedding = nn.Embedding(vocab_size, size, padding_idx=0)
+        self.gru = TFGRUCell(size, size)
         self.dropout = nn.Dropout(settings["dropout"])
-        self.gru = nn.GRU(size, size, batch_first=True)
         self.output_weights = nn.Embedding(vocab_size, size)
         self.output_bias = nn.Embedding(vocab_size, 1)
-        for embedding in (self.item_embedding, self.output_weights):
-            nn.init.normal_(embedding.weight, std=settings["init_std"])
-        nn.init.zeros_(self.output_bias.weight)
+        with torch.no_grad():
+            for table in (self.item_embedding, self.output_weights, self.output_bias):
+                glorot_uniform_(table.weight, *table.weight.shape)
+            self.item_embedding.weight[0].zero_()  # padding: the official loader has no short windows
 
-    def encode(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """[b, L] left-padded ids -> (states [b, L, d] right-aligned, zero at padding; last [b, d])."""
-        lengths = (inputs > 0).sum(dim=1)
-        has_items = lengths > 0
-        states = torch.zeros(*inputs.shape, self.gru.hidden_size, device=inputs.device)
-        last = torch.zeros(len(inputs), self.gru.hidden_size, device=inputs.device)
-        if bool(has_items.any()):
-            kept, kept_lengths = inputs[has_items], lengths[has_items]
-            embedded = self.dropout(self.item_embedding(left_aligned(kept, kept_lengths)))
-            packed = pack_padded_sequence(embedded, kept_lengths.cpu(), batch_first=True, enforce_sorted=False)
-            outputs, hidden = self.gru(packed)
-            outputs, _ = pad_packed_sequence(outputs, batch_first=True)
-            states[has_items] = right_aligned(outputs, kept_lengths, inputs.shape[1]).to(states.dtype)
-            last[has_items] = hidden[0].to(last.dtype)
-        return states, last
+    def last_items(self, inputs: torch.Tensor) -> torch.Tensor:
+        """[b, L] left-padded ids -> their last `window` columns (padding in front when L is narrower)."""
+        return functional.pad(inputs, (max(self.window - inputs.shape[1], 0), 0))[:, -self.window :]
+
+    def encode(self, inputs: torch.Tensor) -> torch.Tensor:
+        """[b, L] left-padded ids -> the GRU's dropped-out output after the last item [b, d]."""
+        return self.dropout(self.gru(self.item_embedding(self.last_items(inputs)))[:, -1])
+
+    def logits(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """states [b, d], items [b, k] -> [b, k]."""
+        return (states[:, None, :] * self.output_weights(items)).sum(-1) + self.output_bias(items)[..., 0]
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        states, _ = self.encode(batch["input"])
-        is_target = batch["target"] > 0
-        outputs, targets = states[is_target], batch["target"][is_target]
+        states, targets = self.encode(batch["input"]), batch["target"][:, -1]
         if self.loss_name == "ce":
-            logits = outputs @ self.output_weights.weight.T + self.output_bias.weight[:, 0]
-            value = functional.cross_entropy(logits, targets)
+            all_logits = states @ self.output_weights.weight.T + self.output_bias.weight[:, 0]
+            value = functional.cross_entropy(all_logits, targets)
         else:
-            picks = torch.randint(0, len(targets), (min(self.negatives, len(targets)),), device=targets.device)
-            value = bpr_sampled(outputs, targets, targets[picks], self.output_weights, self.output_bias)
+            margins = self.logits(states, targets[:, None]) - self.logits(states, batch["negatives"])
+            value = -functional.logsigmoid(margins).mean(1).sum()  # a window's mean, summed as the official
         return {self.loss_name: value, "total": value}
 
     def score(self, batch: Batch) -> torch.Tensor:
-        _, last = self.encode(batch["input"])
-        return last @ self.output_weights.weight.T + self.output_bias.weight[:, 0]
+        return self.encode(batch["input"]) @ self.output_weights.weight.T + self.output_bias.weight[:, 0]
 
     def user_snapshot(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return self.encode(batch["input"])[1], None
+        return self.encode(batch["input"]), None

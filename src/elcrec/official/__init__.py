@@ -29,7 +29,7 @@ SCORE_SHARE, SCORE_FLOOR = 1e-5, 1e-6
 ICLREC = "salesforce/ICLRec @ 2890e6c3ff6a22c6699fc19cb863b66786c1cde4"  # ELCRec's code base; it runs all three
 OFFICIAL_CODE = {
     "bprmf": "xiangwang1223/neural_graph_collaborative_filtering @ a718a4f2df7c3942ca0df6759926975762c61eed (TF)",
-    "gru4rec": "hidasib/GRU4Rec @ a4ed5fbdba35bcc18bf1d4a9b76692ef462bb284 (Theano)",
+    "gru4rec": "slientGe/Sequential_Recommendation_Tensorflow @ f06053cd7a0bfb101872cf9f91885edea1fe50df (TF)",
     "caser": "graytowne/caser_pytorch @ c4e10e4c12f0fce8a0cba12008b3aff5d07a26d1",
     "sasrec": f"kang205/SASRec (TensorFlow); as the ICLRec code base runs it: {ICLREC}",
     "bert4rec": "FeiSun/BERT4Rec @ 615eaf2004abecda487a38d5b0c72f3dcfcae5b3 (TensorFlow)",
@@ -42,11 +42,6 @@ OFFICIAL_CODE = {
     "iocrec": "LFM-bot/IOCRec @ a1b91db459920b4640dd14f1044684a3a5c162d5",
     "iclrec": ICLREC,
     "elcrec": "yueliu1999/ELCRec @ ad6e1c806c43df406f92e5671149ef28a705180f",
-}
-# why a model has no check (docs/OFFICIAL.md)
-NOT_CHECKED = {
-    "gru4rec": "not checked: its Theano code's BPR loss runs only on a GPU (custom op GpuExtractDiag2D); "
-    "its fidelity rests on reading the code and a full Beauty run (docs/OFFICIAL.md)",
 }
 # the models with a fixture of their official code, each compared by elcrec.official.<model>, whose
 # CHECK says which fixture, which official weights (None: the fixture holds them) and what is compared
@@ -63,6 +58,7 @@ CHECKED = (
     "maerec",
     "bprmf",
     "bert4rec",
+    "gru4rec",
 )
 
 
@@ -132,7 +128,7 @@ def table(root: str | Path) -> pd.DataFrame:
     rows = []
     for model, code in OFFICIAL_CODE.items():
         if model not in records:
-            status = NOT_CHECKED.get(model, "not checked yet: no fixture of its official code (it rests on reading it)")
+            status = "not checked yet: no fixture of its official code (it rests on reading it)"
             rows.append({"model": model, "official_code": code, "status": status})
             continue
         for dataset, record in records[model]:
