@@ -5,6 +5,7 @@ import torch
 from model_helpers import VOCAB, epoch_context, settings_for, tiny_batch, tiny_sequences
 
 from elcrec import ElcrecError
+from elcrec.data.batches import TrainingData, training_batches
 from elcrec.models.base import RecommenderModel, encode_in_blocks, mean_pooled_users
 from elcrec.models.losses import next_item_bce, next_item_ce
 from elcrec.models.registry import MODELS, build, model_class
@@ -17,6 +18,17 @@ def test_the_core_models_and_baselines_are_registered():
     assert {"sasrec", "cl4srec", "iclrec", "elcrec", "pop", "bprmf"} <= set(ALL_MODELS)
 
 
+def training_batch(name: str) -> dict:
+    """The tiny batch, or for a model trained on windows (GRU4Rec) the first batch of its own unit."""
+    settings = settings_for(name)
+    if settings["batch_unit"] != "windows":
+        return tiny_batch()
+    data = TrainingData.of(tiny_sequences().split(max_len=settings["max_len"]))
+    generator = torch.Generator().manual_seed(0)
+    unit = {"unit": "windows", "window": settings["window"], "negatives": settings["negatives"]}
+    return next(training_batches(data, 8, generator, **unit))
+
+
 @pytest.mark.parametrize("name", ALL_MODELS)
 def test_interface_conformance(name):
     torch.manual_seed(0)
@@ -25,7 +37,7 @@ def test_interface_conformance(name):
     model.prepare(tiny_sequences())
     model.on_epoch_start(epoch_context())
     model.train()
-    losses = model.loss(tiny_batch())
+    losses = model.loss(training_batch(name))
     assert "total" in losses and all(value.ndim == 0 and torch.isfinite(value) for value in losses.values())
     if any(True for _ in model.parameters()):
         losses["total"].backward()

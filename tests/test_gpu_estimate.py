@@ -10,7 +10,7 @@ from model_helpers import settings_for
 
 from elcrec import ElcrecError
 from elcrec.data.sequences import SequenceData
-from elcrec.gpu_estimate import ASSUMPTIONS, Work, counted, estimate, summary, training_work
+from elcrec.gpu_estimate import ASSUMPTIONS, Work, counted, epoch_steps, estimate, summary, training_work
 
 
 def test_the_operator_counter_leaves_out_views():
@@ -41,6 +41,17 @@ def test_training_work_counts_a_sasrec_step_evaluation_and_no_hook():
     assert 0 < work["eval"].operators < work["step"].operators
     assert work["eval"].flops >= 2 * 8 * 8 * split.vocab_size  # the scores of 8 users over the vocabulary
     assert work["hook"].operators == 0  # SASRec has no epoch hook
+
+
+def test_an_epoch_has_the_steps_of_the_model_s_batch_unit():
+    split = SequenceData.load(FIXTURES / "benchmark" / "Beauty.txt").split(max_len=10)
+    assert epoch_steps(split, "sasrec", settings_for("sasrec", batch_size=8)) == -(-split.n_users // 8)
+    prefixes = int((split.train_input > 0).sum())  # DCRec's unit: every position of the cut input
+    assert epoch_steps(split, "dcrec", settings_for("dcrec", batch_size=64, max_len=10)) == -(-prefixes // 64)
+    windows = int(sum(max(length - 5, 0) for length in split.train_sequences.lengths))  # GRU4Rec: 5 items before
+    settings = settings_for("gru4rec", batch_size=16, max_len=10)
+    assert epoch_steps(split, "gru4rec", settings) == -(-windows // 16) > 0
+    assert training_work(split, "gru4rec", settings)["step"].operators > 0  # its batch has its negatives
 
 
 def test_the_grid_sum_counts_shared_work_once_and_names_missing_datasets(tmp_path):

@@ -13,7 +13,8 @@ out). Batches are built as on a GPU (data/batches.py), the Adam step as CUDA's d
     one job on the GPU:  max(host, device)   (launches run ahead of the kernels)
     N jobs sharing it:   max(host / N, device) per job-step (their launches overlap, kernels do not)
 
-An epoch is ceil(users / batch) steps, ceil(users / eval batch) validation batches and the hook;
+An epoch is the steps of the model's batch unit (ceil(users / batch) for user batches),
+ceil(users / eval batch) validation batches and the hook;
 a run `epochs` epochs (the cap: early stopping only shortens runs, so the sum is an upper bound),
 a pre-training `pretrain_epochs` epochs of its own steps. Left out: host work outside torch (the
 faiss k-means of ICLRec every epoch and of ELCRec once, on the CPU either way), file writing,
@@ -99,8 +100,8 @@ def counted(function) -> Work:
 
 
 def training_work(split, model_name: str, settings: dict, seed: int = 1) -> dict[str, Work]:
-    """One training step (batch, loss, backward, Adam), one validation batch and the epoch hook."""
-    from elcrec.data.batches import training_batches
+    """One training step (batch, loss, backward, Adam) of the model's batch unit, one validation batch
+    and the epoch hook."""
     from elcrec.evaluation import evaluate
     from elcrec.training import Trainer
 
@@ -110,13 +111,7 @@ def training_work(split, model_name: str, settings: dict, seed: int = 1) -> dict
     model.on_epoch_start(trainer.epoch_context(0))  # epoch 0's one-off work (ELCRec's k-means start) is not per epoch
     hook = counted(lambda: model.on_epoch_start(trainer.epoch_context(1)))
     model.train()
-    batches = training_batches(
-        trainer.training_data,
-        settings["batch_size"],
-        trainer.generator,
-        views=model.needs_views,
-        augmentation=trainer.augmentation,
-    )
+    batches = trainer.batches()
     parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
     step = counted(lambda: model.loss(next(batches))["total"].backward()) if parameters else Work()
     if parameters:
@@ -131,6 +126,18 @@ def training_work(split, model_name: str, settings: dict, seed: int = 1) -> dict
         )
     )
     return {"step": step, "eval": validation, "hook": hook}
+
+
+def epoch_steps(split, model_name: str, settings: dict) -> int:
+    """The steps of a training epoch: ceil(users / batch) for user batches, else counted over one
+    epoch of the model's batch unit (prefix examples, windows, users drawn afresh)."""
+    if settings["batch_unit"] == "users":
+        return math.ceil(split.n_users / settings["batch_size"])
+    from elcrec.data.batches import TrainingData, training_batches
+
+    data = TrainingData.of(split)
+    unit = {"unit": settings["batch_unit"], "window": settings.get("window", 0)}
+    return sum(1 for _ in training_batches(data, settings["batch_size"], torch.Generator().manual_seed(0), **unit))
 
 
 def pretraining_work(data, model_name: str, settings: dict) -> tuple[Work, int]:
@@ -183,7 +190,7 @@ def estimate(config: dict, sequences_dir: str | Path, jobs_per_gpu: int, say=pri
             say(f"counting {dataset} {model} {variant} ...")
             counted_work[work_key] = training_work(split, model, settings)
         work = counted_work[work_key]
-        steps = math.ceil(split.n_users / settings["batch_size"])
+        steps = epoch_steps(split, model, settings)
         eval_batches = math.ceil(split.n_users / settings["eval_batch_size"])
         epochs = int(settings["epochs"])
         row = {

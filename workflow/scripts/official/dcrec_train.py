@@ -7,14 +7,15 @@ The official code needs DGL, which this project does not install; make a separat
 
     python3 -m venv venv-dgl
     venv-dgl/bin/pip install torch==2.13.0
-    venv-dgl/bin/pip install dgl==1.1.1 "numpy<2" scipy pandas scikit-learn pyyaml colorlog==4.7.2 \
+    venv-dgl/bin/pip install dgl==1.1.1 "numpy<2" scipy "pandas<2" scikit-learn pyyaml colorlog==4.7.2 \
         colorama==0.4.4 tqdm tabulate tensorboard setproctitle
     git clone https://github.com/HKUDS/DCRec
     git -C DCRec checkout 23382332f79351b1340033946982b4dd93ae46ae
     DGLBACKEND=pytorch venv-dgl/bin/python workflow/scripts/official/dcrec_train.py DCRec
 
-(DGL 1.1.1 is the version the authors' second implementation, SSLRec's dcrec_seq.py, names; it
-imports with torch 2.13 on the CPU: its GraphConv and add_self_loop are plain graph kernels.)
+(pandas 3.0.6 breaks RecBole's data loading, "Length of values (1) does not match length of index";
+1.5.3 works. DGL 1.1.1 is the version the authors' second implementation, SSLRec's dcrec_seq.py,
+names; it imports with torch 2.13 on the CPU: its GraphConv and add_self_loop are plain graph kernels.)
 
 Nothing of the official code is copied here. run_DCRec.py is executed from its own source (via
 `ast`): its top-level imports and functions, then the statements of its `__main__` block with
