@@ -23,7 +23,7 @@ CHECK = {
     "weights": None,
     "weights_sha256": None,
     "compared": (
-        "its make_datasets windows against our `windows` batches (24 users); one step on the official seeded "
+        "its make_datasets windows against our windows batches (24 users); one step on the official seeded "
         "initialisation (d 16, window 5), its first batch of 16 windows with its 10 negatives each: the BPR "
         "total, the 7 gradients and their global norm; the scores of its 24 test windows"
     ),
