@@ -1,12 +1,7 @@
-"""GRU4Rec (Hidasi et al., 2016) as the code the paper names runs it (its Table 12:
-slientGe/Sequential_Recommendation_Tensorflow, models/GRU4Rec; docs/OFFICIAL.md): the last `window`
-items embedded, one TensorFlow-1 GRU cell over them, dropout on its output, and the last output
-scores each item as W[item] . h + b[item]. Training examples are sliding windows: every position of
-a user's training items with at least `window` items before it (`batch_unit: windows`), 500 of them
-a step, each against `negatives` items outside the user's training items, with BPR summed over the
-step's windows (the official `tf.gradients` of a per-window loss) and its gradient clipped to a
-global norm of 5 (`clip_norm`). `loss: ce` is a full softmax over every item instead (beyond the code).
-"""
+"""GRU4Rec as the code the paper's Table 12 names runs it (slientGe/Sequential_Recommendation_Tensorflow,
+TF1): a TF1 GRU cell over the last `window` items, scored by its output; trained on windows
+(`batch_unit: windows`) with `negatives` each, BPR summed over a batch, gradients clipped to
+`clip_norm`; `loss: ce` a full softmax (beyond the code). Differences: docs/OFFICIAL.md."""
 
 from __future__ import annotations
 
@@ -69,7 +64,7 @@ class GRU4Rec(RecommenderModel):
         "window": 5,  # official len_Seq: the items a window holds
         "dropout": 0.3,  # official keep_prob 0.7, on the GRU's output
         "loss": "bpr",  # official; "ce" = full-softmax cross-entropy over all items (beyond the code)
-        "negatives": 10,  # official neg_sample: items outside the user's training items, per window
+        "negatives": 10,  # official neg_sample: items outside the user's items, per window
         "batch_unit": "windows",
         "batch_size": 500,  # windows a step (official)
         "clip_norm": 5.0,  # official tf.clip_by_global_norm
