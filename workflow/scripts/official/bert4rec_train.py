@@ -44,7 +44,6 @@ has only padding, the items and [MASK]. After the seeded initialisation their ou
 """
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -52,6 +51,7 @@ import sys
 import types
 
 import numpy as np
+from tf1 import sha256, tensorflow_v1
 
 REPOSITORY = "github.com/FeiSun/BERT4Rec"
 COMMIT = "615eaf2004abecda487a38d5b0c72f3dcfcae5b3"
@@ -77,17 +77,7 @@ OFFICIAL_LINES = {
 }
 
 
-def sha256(path):
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
-
-
-def tensorflow_v1():
-    import tensorflow as tf2
-
-    v1 = tf2.compat.v1
-    v1.disable_v2_behavior()
-
+def contrib(v1):
     def layer_norm(inputs, begin_norm_axis=-1, begin_params_axis=-1, scope=None):
         """tf.contrib.layers.layer_norm as contrib wrote it (last axis; eps 1e-12)."""
         assert begin_norm_axis == -1 and begin_params_axis == -1
@@ -98,9 +88,7 @@ def tensorflow_v1():
             mean, variance = v1.nn.moments(inputs, [inputs.get_shape().ndims - 1], keep_dims=True)
             return v1.nn.batch_normalization(inputs, mean, variance, beta, gamma, variance_epsilon=1e-12)
 
-    v1.contrib = types.SimpleNamespace(layers=types.SimpleNamespace(layer_norm=layer_norm))
-    sys.modules["tensorflow"] = v1
-    return tf2, v1
+    return {"layers": types.SimpleNamespace(layer_norm=layer_norm)}
 
 
 def tiny_data(sequence_file):
@@ -134,7 +122,7 @@ def main():
         os.execve(sys.executable, [sys.executable, *sys.argv], os.environ | {"PYTHONHASHSEED": "0"})
     checkout = os.path.abspath(cli.checkout)
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    tf2, tf = tensorflow_v1()
+    tf2, tf = tensorflow_v1(contrib)
     sys.path.insert(0, checkout)
     import modeling  # official
     import run  # official (defines flags and get_masked_lm_output)

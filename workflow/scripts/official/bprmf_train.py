@@ -30,7 +30,6 @@ fresh Data.sample() batch, from the same initialisation; the batches and both ta
 """
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -39,6 +38,7 @@ import tempfile
 import types
 
 import numpy as np
+from tf1 import sha256, tensorflow_v1
 
 REPOSITORY = "github.com/xiangwang1223/neural_graph_collaborative_filtering"
 COMMIT = "a718a4f2df7c3942ca0df6759926975762c61eed"
@@ -59,11 +59,6 @@ OFFICIAL_LINES = {
 }
 
 
-def sha256(path):
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
-
-
 def tiny_data(sequence_file, folder):
     """The first USERS users in the official format; returns (sequences renumbered, item map)."""
     sequences, items = [], {}
@@ -79,15 +74,9 @@ def tiny_data(sequence_file, folder):
     return sequences, items
 
 
-def tensorflow_v1():
-    """TensorFlow 2's compat.v1 as `tensorflow`, with tf.contrib.layers.xavier_initializer (the shims)."""
-    import tensorflow as tf2
-
-    v1 = tf2.compat.v1
-    v1.disable_v2_behavior()
-    v1.contrib = types.SimpleNamespace(layers=types.SimpleNamespace(xavier_initializer=v1.glorot_uniform_initializer))
-    sys.modules["tensorflow"] = v1
-    return tf2, v1
+def contrib(v1):
+    """tf.contrib.layers.xavier_initializer() with its defaults (uniform, FAN_AVG) is glorot uniform."""
+    return {"layers": types.SimpleNamespace(xavier_initializer=v1.glorot_uniform_initializer)}
 
 
 def main():
@@ -98,7 +87,7 @@ def main():
     cli = parser.parse_args()
     code = os.path.join(os.path.abspath(cli.checkout), "NGCF")
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    tf2, tf = tensorflow_v1()
+    tf2, tf = tensorflow_v1(contrib)
 
     scratch = tempfile.mkdtemp()
     sequences, items = tiny_data(cli.sequences, os.path.join(scratch, "tiny"))

@@ -30,7 +30,6 @@ windows; keep_prob 1 (dropout off). Seeds: random SEED, numpy SEED, tf.set_rando
 """
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -38,6 +37,7 @@ import sys
 import types
 
 import numpy as np
+from tf1 import sha256, tensorflow_v1
 
 REPOSITORY = "github.com/slientGe/Sequential_Recommendation_Tensorflow"
 COMMIT = "f06053cd7a0bfb101872cf9f91885edea1fe50df"
@@ -53,11 +53,6 @@ OFFICIAL_LINES = {
     "clip_by_global_norm 5, Adam 1e-3",
     "scores": "model_GRU4rec.py:69-72 predict: sigmoid(output @ W^T + b^T), fed the test windows",
 }
-
-
-def sha256(path):
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
 
 
 def tiny_frame():
@@ -76,15 +71,8 @@ def tiny_frame():
     return frame[frame["timestamps"] < last].reset_index(drop=True), sequences  # without our test item
 
 
-def tensorflow_v1(checkout):
-    """TensorFlow 2's compat.v1 as `tensorflow`, contrib.rnn, the package name (the shims)."""
-    import tensorflow as tf2
-
-    v1 = tf2.compat.v1
-    v1.disable_v2_behavior()
-    contrib = types.ModuleType("tensorflow.contrib")
-    contrib.rnn = v1.nn.rnn_cell
-    sys.modules["tensorflow"], sys.modules["tensorflow.contrib"] = v1, contrib
+def official_package(checkout):
+    """The package name the official imports use, `Sequential_Recommendation`, made the checkout."""
     sys.path.insert(0, checkout)
     import make_datasets
 
@@ -92,7 +80,6 @@ def tensorflow_v1(checkout):
     package.__path__ = [checkout]
     sys.modules["Sequential_Recommendation"] = package
     sys.modules["Sequential_Recommendation.make_datasets"] = make_datasets
-    return tf2, v1
 
 
 def main():
@@ -103,7 +90,8 @@ def main():
     checkout = os.path.abspath(cli.checkout)
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    tf2, tf = tensorflow_v1(checkout)
+    tf2, tf = tensorflow_v1(lambda v1: {"rnn": v1.nn.rnn_cell})
+    official_package(checkout)
     sys.path.insert(0, os.path.join(checkout, "models", "GRU4Rec"))
     random.seed(SEED)
     np.random.seed(SEED)
