@@ -26,7 +26,6 @@ thin wrappers around the official methods that the step calls.
 """
 
 import argparse
-import ast
 import json
 import os
 import sys
@@ -34,6 +33,7 @@ import tempfile
 
 import numpy as np
 import torch
+from iclrec_main import main_objects
 
 torch.set_num_threads(1)
 
@@ -82,27 +82,7 @@ beauty_flags = [
     "1",
 ]  # scripts/run_beauty.sh minus --do_eval
 extra_flags = ["--batch_size", str(opt.batch_size), "--no_cuda", "--data_dir", opt.data_dir, "--output_dir", off_out]
-main_src_path = os.path.join(SRC, "main.py")
-with open(main_src_path) as handle:
-    tree = ast.parse(handle.read(), filename=main_src_path)
-top_imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-main_def = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main"][0]
-prefix = []
-for stmt in main_def.body:
-    prefix.append(stmt)
-    if isinstance(stmt, ast.Assign) and any(getattr(t, "id", None) == "trainer" for t in stmt.targets):
-        break
-last_line = prefix[-1].lineno
-ns = {"__name__": "official_main"}
-old_cwd, old_argv = os.getcwd(), sys.argv
-os.chdir(SRC)
-sys.argv = ["main.py"] + beauty_flags + extra_flags
-try:
-    exec(compile(ast.Module(body=top_imports, type_ignores=[]), main_src_path, "exec"), ns)
-    exec(compile(ast.Module(body=prefix, type_ignores=[]), main_src_path, "exec"), ns)
-finally:
-    os.chdir(old_cwd)
-    sys.argv = old_argv
+ns = main_objects(SRC, beauty_flags + extra_flags)
 args, model, trainer = ns["args"], ns["model"], ns["trainer"]
 train_dataloader = ns["train_dataloader"]
 assert not args.cuda_condition

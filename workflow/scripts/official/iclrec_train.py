@@ -44,7 +44,6 @@ the normalised ones the intent CL reads and the batch's assignments are stored, 
 """
 
 import argparse
-import ast
 import json
 import os
 import sys
@@ -53,6 +52,7 @@ import types
 
 import numpy as np
 import torch
+from iclrec_main import main_objects
 
 torch.set_num_threads(1)
 
@@ -176,33 +176,11 @@ try:
 except ImportError:
     sys.modules["gensim"] = types.ModuleType("gensim")  # never used: OfflineItemSimilarity is not built
 
-main_path = os.path.join(SRC, "main.py")
-with open(main_path) as handle:
-    tree = ast.parse(handle.read(), filename=main_path)
-top_imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-top_defs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "show_args_info"]
-main_def = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main"][0]
-prefix = []
-for stmt in main_def.body:
-    prefix.append(stmt)
-    if isinstance(stmt, ast.Assign) and any(getattr(t, "id", None) == "trainer" for t in stmt.targets):
-        break
-
-
 def official_objects(contrast_type):
     """main.py's own statements up to the trainer, with the Beauty flags, the tiny sizes and the contrast type."""
     flags = BEAUTY_FLAGS + TINY_FLAGS + ["--contrast_type", contrast_type]
     flags += ["--data_dir", data_dir, "--output_dir", off_out]
-    ns = {"__name__": "official_main"}
-    old_cwd, old_argv = os.getcwd(), sys.argv
-    os.chdir(SRC)
-    sys.argv = ["main.py"] + flags
-    try:
-        exec(compile(ast.Module(body=top_imports + top_defs, type_ignores=[]), main_path, "exec"), ns)
-        exec(compile(ast.Module(body=prefix, type_ignores=[]), main_path, "exec"), ns)
-    finally:
-        os.chdir(old_cwd)
-        sys.argv = old_argv
+    ns = main_objects(SRC, flags, functions=("show_args_info",))
     return flags, ns
 
 
