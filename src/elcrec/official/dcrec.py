@@ -140,7 +140,7 @@ def edge_positions(fixture: dict[str, np.ndarray], graph: str, edges, strict: bo
 def official_edge_list(fixture: dict[str, np.ndarray], graph: str):
     """The official DGL graph of one GCN call (its own edges, zero-weight ones included) as our EdgeList."""
     from elcrec.data.graphs import sparse
-    from elcrec.models.dcrec import EdgeList
+    from elcrec.models.dcrec_graphs import EdgeList
 
     nodes = int(fixture[f"graph/{graph}/source"].max()) + 1
     own = len(fixture[f"graph/{graph}/source"]) - nodes
