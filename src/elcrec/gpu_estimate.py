@@ -188,9 +188,8 @@ def estimate(config: dict, sequences_dir: str | Path, jobs_per_gpu: int, say=pri
         work_key = (dataset, model, repr(sorted((k, v) for k, v in settings.items() if k not in WORK_NEUTRAL)))
         if work_key not in counted_work:
             say(f"counting {dataset} {model} {variant} ...")
-            counted_work[work_key] = training_work(split, model, settings)
-        work = counted_work[work_key]
-        steps = epoch_steps(split, model, settings)
+            counted_work[work_key] = training_work(split, model, settings), epoch_steps(split, model, settings)
+        work, steps = counted_work[work_key]
         eval_batches = math.ceil(split.n_users / settings["eval_batch_size"])
         epochs = int(settings["epochs"])
         row = {
