@@ -211,6 +211,33 @@ def test_sampled_user_batches_draw_distinct_users_afresh_for_n_train_over_b_plus
         next(training_batches(data, 4, generator(), views=True, unit="sampled-users"))
 
 
+def test_random_user_batches_draw_with_replacement_and_negatives_outside_the_training_items_only():
+    """The official SASRec's sampler (kang205 sampler.py): users // b steps of b users drawn with
+    replacement; a negative under every target, from 1..items, outside s_1..s_{n-2} only."""
+    sequences = [np.array([1, 2, 3, 4, 5, 6, 7, 8]), np.array([2, 1, 9, 10]), np.array([3, 4, 5, 6, 7, 8])]
+    split = SequenceData.from_sequences(sequences).split(max_len=4)  # user 0's input is cut
+    data = TrainingData.of(split)
+    batches = list(training_batches(data, 2, generator(), unit="random-users"))
+    assert len(batches) == 1 and len(batches[0]["users"]) == 2
+    batches = list(training_batches(data, 1, generator(), unit="random-users"))
+    assert len(batches) == 3
+    drawn, steps = {0: set(), 1: set(), 2: set()}, []
+    for seed in range(200):
+        for batch in training_batches(data, 3, generator(seed), unit="random-users"):
+            assert torch.equal(batch["input"], split.train_input[batch["users"]])
+            assert torch.equal(batch["negative"] > 0, batch["target"] > 0)
+            for user, row in zip(batch["users"].tolist(), batch["negative"].tolist(), strict=True):
+                drawn[user] |= {item for item in row if item}
+            steps.append(batch["users"])
+    training = {0: set(range(1, 7)), 1: {2, 1}, 2: {3, 4, 5, 6}}  # the uncut training items
+    for user, items in drawn.items():
+        assert not items & training[user] and max(items) <= 10  # never the mask id (11)
+    assert {9, 10} <= drawn[1] and {7, 8} <= drawn[0] | drawn[2]  # validation and test items may be drawn
+    assert any(len(set(users.tolist())) < 3 for users in steps)  # with replacement
+    with pytest.raises(ValueError, match="no views"):
+        next(training_batches(data, 2, generator(), views=True, unit="random-users"))
+
+
 def test_window_batches_are_every_position_with_a_full_window_before_it():
     """The official GRU4Rec's windows (slientGe make_datasets.py): over the whole training input (uncut
     by max_len), each target with at least `window` items before it, those items its input."""

@@ -23,7 +23,7 @@ from elcrec.official import check, checks
 from elcrec.official.common import load_fixture
 
 SCRIPTS = REPO / "workflow" / "scripts" / "official"
-# model -> (script, checkout, environment, output option, extra arguments)
+# check -> (script, checkout, environment, output option, extra arguments)
 LIVE = {
     "bert4rec": ("bert4rec_train.py", "BERT4Rec", "tf", "--out-dir", ()),
     "bprmf": ("bprmf_train.py", "neural_graph_collaborative_filtering", "tf", "--out-dir", ()),
@@ -34,6 +34,7 @@ LIVE = {
     "iocrec": ("iocrec_train.py", "IOCRec", "torch", "--out", ()),
     "maerec": ("maerec_train.py", "MAERec", "torch", "--out", ()),
     "sasrec": ("iclrec_train.py", "ICLRec", "torch", "--out", ("--only", "sasrec")),
+    "sasrec_kang205": ("sasrec_kang205_train.py", "SASRec", "tf", "--out-dir", ()),
     "cl4srec": ("iclrec_train.py", "ICLRec", "torch", "--out", ("--only", "cl4srec")),
     "iclrec": ("iclrec_train.py", "ICLRec", "torch", "--out", ("--only", "iclrec")),
     "elcrec": ("elcrec_train.py", "ELCRec", "torch", "--out", ("--ckpt", "ELCRec-Beauty-1.pt", "--data_dir", "")),

@@ -23,7 +23,7 @@ def test_layers_apply_in_order():
     assert resolve(CONFIG, "beauty", "elcrec", "B")["alpha"] == 0.5
     plain = resolve(CONFIG, "beauty", "sasrec", "default")
     assert plain == model_defaults("sasrec") | {"epochs": 7, "threads": 1}
-    assert set(model_defaults("sasrec")) - set(package_defaults()) == {"next_item_loss", "ce_negatives"}
+    assert set(model_defaults("sasrec")) - set(package_defaults()) == {"next_item_loss", "ce_negatives", "architecture"}
     assert set(model_defaults("elcrec")) > set(package_defaults())
 
 

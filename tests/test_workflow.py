@@ -63,7 +63,7 @@ def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
     # released checkpoints (rule `reference` imports and evaluates each) + the official S3-Rec Beauty
     # model; one sequence file per dataset; the experiment grid of config.yaml: Table 1 (all 14
     # columns) 168, the ablation 48 (12 shared with Table 1), sensitivity 36 (4 shared), cost 12,
-    # departures 180, domains 12, official-weights 3, strong-baselines 36: 479 runs; S3-Rec's ISP,
+    # departures 192, domains 12, official-weights 3, strong-baselines 36: 491 runs; S3-Rec's ISP,
     # default and train-negatives and DSSRec's default and e300 pre-trainings on each benchmark: 20
     # pre-trainings, and the imported official one
     assert job_counts(result.stdout) == {
@@ -73,18 +73,18 @@ def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
         "import_pretrained": 1,
         "official_check": 2,
         "official_check_fixture": len(FIXTURE_CHECKS),
-        "train": 479,
+        "train": 491,
         "reference": 4,
         "analyse": 1,
         "scale": 1,
         "report": 1,
         "all": 1,
-        "total": 532 + len(FIXTURE_CHECKS),
+        "total": 544 + len(FIXTURE_CHECKS),
     }
     assert "results/runs/beauty/elcrec/B+ICL/seed3/metrics.json" in result.stdout
     assert "results/pretrain/yelp/s3rec/ISP/pretrained.pt" in result.stdout
     assert "pending" not in result.stderr  # no Table 1 column waits for a model
-    assert "479 distinct runs in all, 21 pre-trainings" in result.stderr
+    assert "491 distinct runs in all, 21 pre-trainings" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -179,8 +179,8 @@ def test_own_data_config_plans_only_its_chosen_runs_and_a_target_goes_before_con
     own = str(REPO / "config" / "own-data.yaml")
     result = snakemake("-n", "--configfile", own, workdir=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    counts = {"download": 1, "sequences": 1, "train": 2, "analyse": 1, "report": 1, "all": 1, "total": 8}
-    counts["official_check_fixture"] = 1  # SASRec's check against its official code; ELCRec's needs its weights
+    counts = {"download": 1, "sequences": 1, "train": 2, "analyse": 1, "report": 1, "all": 1, "total": 9}
+    counts["official_check_fixture"] = 2  # SASRec's checks against its official codes; ELCRec's needs its weights
     assert job_counts(result.stdout) == counts  # none of the paper's 352 runs, no scale study
     assert "experiment mine: 2 runs (0 shared with other experiments)\n2 distinct runs in all" in result.stderr
     assert "results/runs/example-csv/elcrec/ELCRec/seed1/metrics.json" in result.stdout
@@ -201,7 +201,7 @@ def test_rerender_makes_tables_and_report_from_the_runs_there_whichever_config_t
         write_run(tmp_path / "results/runs", "beauty", "sasrec", "default", seed, 0.4)
     # the report's own target is the report of the config's grid: without the config of the runs, it trains
     grid = snakemake("-n", "results/report/report.html", workdir=tmp_path)
-    assert grid.returncode == 0 and job_counts(grid.stdout)["train"] == 479
+    assert grid.returncode == 0 and job_counts(grid.stdout)["train"] == 491
     for config in ([], ["--configfile", str(REPO / "config" / "smoke.yaml")]):
         planned = snakemake("-n", "rerender", *config, workdir=tmp_path)
         assert planned.returncode == 0 and job_counts(planned.stdout) == {"rerender": 1, "total": 1}
@@ -283,6 +283,7 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
         "beauty/s3rec/default/seed1",
         "beauty/s3rec/official-pretrained/seed1",
         "beauty/s3rec/train-negatives/seed1",
+        "beauty/sasrec/kang205/seed1",
         "mind-small/elcrec/ELCRec/seed1",
         "mind-small/iclrec/default/seed1",
         "ml-1m/elcrec/ELCRec/seed1",
@@ -322,6 +323,8 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
     assert settings("beauty/bprmf/default/seed1")["optimizer"] == "rmsprop-tf1"  # the official loop
     assert settings("beauty/bprmf/adam-lr1e-3/seed1")["optimizer"] == "adam"
     assert settings("beauty/caser/e300/seed1")["epochs"] == 2
+    kang205 = settings("beauty/sasrec/kang205/seed1")  # Table 12's SASRec code: its encoder and sampler
+    assert (kang205["architecture"], kang205["batch_unit"], kang205["epochs"]) == ("kang205", "random-users", 2)
     assert (
         settings("beauty/elcrec/random-init/seed1")["centre_init"],
         settings("beauty/elcrec/paper-loss/seed1")["cluster_loss"],

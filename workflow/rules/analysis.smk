@@ -72,15 +72,17 @@ rule scale:
 
 # ... and where the fixture holds the official weights itself (a seeded initialisation): no data needed
 rule official_check_fixture:
+    wildcard_constraints:
+        check="|".join(map(re.escape, OFFICIAL_CHECKS)),  # a model's, or a variant's official code
     input:
-        fixture=official_fixture_files,
+        fixture=lambda wildcards: official_fixture_files(wildcards.check),
     output:
-        "results/official/fixture/{model}.json",
+        "results/official/fixture/{check}.json",
     params:
         elcrec=ELCREC,
     log:
-        "logs/official/fixture/{model}.log",
+        "logs/official/fixture/{check}.log",
     conda:
         "../../envs/elcrec.yaml"
     shell:
-        "{params.elcrec} --log {log:q} check-official --model {wildcards.model:q} --json {output:q}"
+        "{params.elcrec} --log {log:q} check-official --model {wildcards.check:q} --json {output:q}"

@@ -286,19 +286,20 @@ def official_check_targets():
         for model, spec in OFFICIAL_CHECKS.items()
         if spec["weights"] is not None and spec["weights"] in _official_weights(dataset)
     ]
-    # the checks on a fixture's own weights need no data: one for each model the grid trains
-    fixtures = [m for m, spec in OFFICIAL_CHECKS.items() if spec["weights"] is None and m in MODELS]
+    # the checks on a fixture's own weights need no data: one for each model the grid trains (a check
+    # of a variant's official code names its model)
+    fixtures = [m for m, spec in OFFICIAL_CHECKS.items() if spec["weights"] is None and spec.get("model", m) in MODELS]
     return on_data + [f"results/official/fixture/{model}.json" for model in fixtures]
 
 
-def official_fixture_files(wildcards):
-    fixture = REPO / "tests" / "data" / "official" / OFFICIAL_CHECKS[wildcards.model]["fixture"]
+def official_fixture_files(check):
+    fixture = REPO / "tests" / "data" / "official" / OFFICIAL_CHECKS[check]["fixture"]
     return [f"{fixture}.npz", f"{fixture}.json"]
 
 
 def official_check_inputs(wildcards):
     weights = f"resources/raw/{wildcards.dataset}/{OFFICIAL_CHECKS[wildcards.model]['weights']}"
-    return {"weights": weights, "fixture": official_fixture_files(wildcards)}
+    return {"weights": weights, "fixture": official_fixture_files(wildcards.model)}
 
 
 def reference_targets():

@@ -34,7 +34,7 @@ AUGMENTATIONS = ("crop", "mask", "reorder")
 # whole training input one row, cut to max_len after (IOCRec's); see `prefix_batches`; or users drawn
 # afresh for each step (the official BPR-MF's sampler): `sampled_user_batches`; or sliding windows
 # of the whole training input (the official GRU4Rec's): `window_batches`
-BATCH_UNITS = ("users", "prefixes", "whole-prefixes", "sampled-users", "windows")
+BATCH_UNITS = ("users", "prefixes", "whole-prefixes", "sampled-users", "random-users", "windows")
 
 
 class ItemSets:
@@ -273,6 +273,24 @@ def sampled_user_batches(
         yield {"users": users, "input": data.input[users], "target": data.target[users], "negative": negatives[users]}
 
 
+def random_user_batches(
+    data: TrainingData, batch_size: int, generator: torch.Generator
+) -> Iterator[dict[str, torch.Tensor]]:
+    """The official SASRec's epoch (kang205 main.py:43, 61-63; sampler.py:12-33): users // batch_size
+    steps (at least one), each of `batch_size` users drawn uniformly with replacement, every target
+    with one negative drawn for the step, uniform over the items 1..vocab-2, outside the user's
+    training items s_1..s_{n-2} (the validation and test items may be drawn). Keys as the users unit's."""
+    device = data.device
+    training = torch.cat([data.whole, data.target[:, -1:]], dim=1)  # s_1..s_{n-3}, then s_{n-2}
+    rows, columns = (training > 0).nonzero(as_tuple=True)
+    training_sets = ItemSets(History(rows, training[rows, columns], data.lengths), data.item_sets.vocab_size)
+    for _ in range(max(data.n_users // batch_size, 1)):
+        users = torch.randint(data.n_users, (batch_size,), generator=generator, device=device)
+        target = data.target[users]
+        negative = sample_negatives(target, users, training_sets, generator, high=data.item_sets.vocab_size - 1)
+        yield {"users": users, "input": data.input[users], "target": target, "negative": negative}
+
+
 def window_batches(
     data: TrainingData, batch_size: int, generator: torch.Generator, window: int, negatives: int
 ) -> Iterator[dict[str, torch.Tensor]]:
@@ -314,7 +332,8 @@ def training_batches(
 ) -> Iterator[dict[str, torch.Tensor]]:
     """One epoch: users in a random order, `batch_size` at a time (the last batch may be smaller),
     built on `data.device` with `generator` (on the same device); `unit` prefixes or whole-prefixes
-    gives `prefix_batches` instead, sampled-users `sampled_user_batches`, windows `window_batches`
+    gives `prefix_batches` instead, sampled-users `sampled_user_batches`, random-users
+    `random_user_batches`, windows `window_batches`
     (`window` items, `negatives` a window).
 
     Keys: users, input, target, negative ([b, max_len]) and, with `views`, two augmented views of
@@ -328,6 +347,11 @@ def training_batches(
         if views or whole:
             raise ValueError("batch_unit sampled-users builds no views and no uncut inputs")
         yield from sampled_user_batches(data, batch_size, generator)
+        return
+    if unit == "random-users":
+        if views or whole:
+            raise ValueError("batch_unit random-users builds no views and no uncut inputs")
+        yield from random_user_batches(data, batch_size, generator)
         return
     if unit == "windows":
         if views or whole or window < 1:

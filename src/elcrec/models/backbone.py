@@ -31,6 +31,12 @@ class BackboneSettings:
     init_std: float = 0.02
 
 
+def glorot_uniform_(tensor: torch.Tensor, fan_in: int, fan_out: int) -> torch.Tensor:
+    """TensorFlow 1's default initialiser of `tf.get_variable`: U(-a, a), a = sqrt(6 / (fan_in + fan_out))."""
+    bound = math.sqrt(6.0 / (fan_in + fan_out))
+    return nn.init.uniform_(tensor, -bound, bound)
+
+
 class _ScaleByMask(torch.autograd.Function):
     """x * mask, with the (small-dtype) mask kept for the backward pass instead of a float copy."""
 

@@ -179,8 +179,12 @@ class NextItemRecommender(RecommenderModel):
 
     def __init__(self, vocab_size: int, settings: dict) -> None:
         super().__init__()
-        self.backbone = backbone_from(vocab_size, settings)
+        self.backbone = self.encoder(vocab_size, settings)
         self.next_item = NextItemObjective(settings)
+
+    def encoder(self, vocab_size: int, settings: dict) -> nn.Module:
+        """The encoder: the backbone (SASRec's `architecture` may name another with its interface)."""
+        return backbone_from(vocab_size, settings)
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         next_item = self.next_item(self.backbone(batch["input"]), self.backbone.item_embedding, batch)

@@ -5,7 +5,6 @@ TF1): a TF1 GRU cell over the last `window` items, scored by its output; trained
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar
 
 import torch
@@ -13,16 +12,11 @@ from torch import nn
 from torch.nn import functional
 
 from elcrec import ElcrecError
+from elcrec.models.backbone import glorot_uniform_
 from elcrec.models.base import Batch, RecommenderModel
 from elcrec.models.registry import register
 
 LOSSES = ("bpr", "ce")
-
-
-def glorot_uniform_(tensor: torch.Tensor, fan_in: int, fan_out: int) -> torch.Tensor:
-    """TensorFlow 1's default initialiser of `tf.get_variable`: U(-a, a), a = sqrt(6 / (fan_in + fan_out))."""
-    bound = math.sqrt(6.0 / (fan_in + fan_out))
-    return nn.init.uniform_(tensor, -bound, bound)
 
 
 class TFGRUCell(nn.Module):

@@ -4,8 +4,9 @@ compared with the fixture's. The fixtures (tests/data/official/) hold only the o
 numbers and inputs; their maintainer commands (workflow/scripts/official/) run the official code.
 
 `OFFICIAL_CODE` is every Table 1 model's official code (the paper's Table 12, pinned where the
-check is built); `CHECKED` the models with a fixture, each compared by its module here
-(`elcrec.official.<model>`: `CHECK` and `check(fixture, record, weights, sequences, attributes)`). `check` writes
+check is built); `CHECKED` the checks with a fixture, each by its module here (`elcrec.official.<name>`:
+`CHECK` and `check(fixture, record, weights, sequences, attributes)`); a check named otherwise than its
+model (the official code of a variant) says which model in its CHECK's `model`. `check` writes
 what rule `official_check` gives the report; this module imports no torch (the analysis reads only
 the records, `table`).
 """
@@ -31,7 +32,8 @@ OFFICIAL_CODE = {
     "bprmf": "xiangwang1223/neural_graph_collaborative_filtering @ a718a4f2df7c3942ca0df6759926975762c61eed (TF)",
     "gru4rec": "slientGe/Sequential_Recommendation_Tensorflow @ f06053cd7a0bfb101872cf9f91885edea1fe50df (TF)",
     "caser": "graytowne/caser_pytorch @ c4e10e4c12f0fce8a0cba12008b3aff5d07a26d1",
-    "sasrec": f"kang205/SASRec (TensorFlow); as the ICLRec code base runs it: {ICLREC}",
+    "sasrec": f"as the ICLRec code base runs it: {ICLREC}; variant kang205: "
+    "kang205/SASRec @ e3738967fddab206d6eeb4fda433e7a7034dd8b1 (TF)",
     "bert4rec": "FeiSun/BERT4Rec @ 615eaf2004abecda487a38d5b0c72f3dcfcae5b3 (TensorFlow)",
     "dssrec": "no official code; the re-implementation the paper cites: "
     "abis330/DSSRec @ eb0ca62c7599e97ee006f344fd2a5438ba8a4408",
@@ -59,6 +61,7 @@ CHECKED = (
     "bprmf",
     "bert4rec",
     "gru4rec",
+    "sasrec_kang205",
 )
 
 
@@ -86,6 +89,7 @@ def check(
     fixture, record = load_fixture(spec["fixture"], folder)
     result = {
         "model": model_name,
+        "trained_model": spec.get("model", model_name),
         "official_code": f"{record.get('repository') or record.get('repo')} @ {record['commit']}",
         "compared": spec["compared"],
         "departures": spec["departures"],
@@ -124,7 +128,8 @@ def table(root: str | Path) -> pd.DataFrame:
     `official_check` wrote under `root` ({dataset}/{model}.json), or why it has none yet."""
     records = {}
     for path in sorted(Path(root).glob("*/*.json")):
-        records.setdefault(path.stem, []).append((path.parent.name, json.loads(path.read_text(encoding="utf-8"))))
+        record = json.loads(path.read_text(encoding="utf-8"))
+        records.setdefault(record.get("trained_model", path.stem), []).append((path.parent.name, record))
     rows = []
     for model, code in OFFICIAL_CODE.items():
         if model not in records:
@@ -136,7 +141,7 @@ def table(root: str | Path) -> pd.DataFrame:
             share = gradient["difference"] / (gradient["largest"] + GRADIENT_FLOOR) if gradient else None
             rows.append(
                 {
-                    "model": model,
+                    "model": record.get("model", model),
                     "dataset": dataset,
                     "official_code": record["official_code"],
                     "status": record["status"],
