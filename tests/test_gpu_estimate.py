@@ -52,6 +52,10 @@ def test_an_epoch_has_the_steps_of_the_model_s_batch_unit():
     settings = settings_for("gru4rec", batch_size=16, max_len=10)
     assert epoch_steps(split, "gru4rec", settings) == -(-windows // 16) > 0
     assert training_work(split, "gru4rec", settings)["step"].operators > 0  # its batch has its negatives
+    bprmf = settings_for("bprmf", batch_size=16)  # its official TF1 RMSProp on sparse gradients (Adam refuses them)
+    assert bprmf["optimizer"] == "rmsprop-tf1" and training_work(split, "bprmf", bprmf)["step"].operators > 0
+    kang205 = settings_for("sasrec", architecture="kang205", batch_unit="random-users", batch_size=8, max_len=10)
+    assert epoch_steps(split, "sasrec", kang205) == split.n_users // 8  # users drawn with replacement
 
 
 def test_the_grid_sum_counts_shared_work_once_and_names_missing_datasets(tmp_path):

@@ -100,8 +100,8 @@ def counted(function) -> Work:
 
 
 def training_work(split, model_name: str, settings: dict, seed: int = 1) -> dict[str, Work]:
-    """One training step (batch, loss, backward, Adam) of the model's batch unit, one validation batch
-    and the epoch hook."""
+    """One training step (batch, loss, backward, the run's optimiser) of the model's batch unit, one
+    validation batch and the epoch hook."""
     from elcrec.evaluation import evaluate
     from elcrec.training import Trainer
 
@@ -114,9 +114,11 @@ def training_work(split, model_name: str, settings: dict, seed: int = 1) -> dict
     batches = trainer.batches()
     parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
     step = counted(lambda: model.loss(next(batches))["total"].backward()) if parameters else Work()
-    if parameters:
+    optimizer = trainer.optimizer  # the run's (BPR-MF's TF1 RMSProp takes sparse gradients; Adam would not)
+    if isinstance(optimizer, torch.optim.Adam):  # as on a GPU, where torch's default is the foreach kernels
         optimizer = torch.optim.Adam(parameters, lr=1e-9, foreach=True)
-        optimizer.step()  # the first step also creates Adam's state
+    if parameters:
+        optimizer.step()  # the first step also creates the optimiser's state
         step = step + counted(optimizer.step)
     model.eval()
     size = min(settings["eval_batch_size"], split.n_users)
