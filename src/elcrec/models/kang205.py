@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from elcrec.models.backbone import MASKED_LOGIT, Dropout, glorot_uniform_
+from elcrec.models.backbone import Backbone, Dropout, glorot_uniform_
 
 EPS = 1e-8  # modules.py normalize
 
@@ -77,10 +77,7 @@ class Kang205Encoder(nn.Module):
         padding = (input_ids > 0).unsqueeze(-1).to(self.item_embedding.weight.dtype)
         states = self.item_embedding(input_ids) * size**0.5 + self.position_embedding(positions)[None]
         states = self.embedding_dropout(states) * padding
-        length = input_ids.shape[1]
-        allowed = torch.ones(length, length, dtype=torch.bool, device=input_ids.device).tril()
-        allowed = allowed[None, None] & (input_ids > 0)[:, None, None, :]
-        additive_mask = (~allowed).to(states.dtype) * MASKED_LOGIT
+        additive_mask = Backbone.additive_mask(input_ids).to(states.dtype)  # causal, keys not padding
         for block in self.blocks:
             states = block(states, additive_mask, padding)
         return self.final_norm(states)

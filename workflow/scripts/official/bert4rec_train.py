@@ -51,7 +51,8 @@ import sys
 import types
 
 import numpy as np
-from tf1 import sha256, tensorflow_v1
+from fixture import save_arrays, save_record, sha256
+from tf1 import tensorflow_v1
 
 REPOSITORY = "github.com/FeiSun/BERT4Rec"
 COMMIT = "615eaf2004abecda487a38d5b0c72f3dcfcae5b3"
@@ -222,9 +223,7 @@ def main():
         ),
         "unused_official_ids": np.array(vocab.convert_tokens_to_ids(["[pad]", "[NO_USE]"]), dtype=np.int64),
     }
-    os.makedirs(cli.out_dir, exist_ok=True)
-    npz = os.path.join(cli.out_dir, "bert4rec_train.npz")
-    np.savez_compressed(npz, **out)
+    npz, digest = save_arrays(cli.out_dir, "bert4rec_train", out)
     record = {
         "repository": REPOSITORY,
         "commit": COMMIT,
@@ -257,9 +256,8 @@ def main():
         "mode": "is_training False (every dropout off); float32 on CPU, one thread",
         "shapes": {key: list(value.shape) for key, value in out.items()},
     }
-    with open(os.path.join(cli.out_dir, "bert4rec_train.json"), "w") as handle:
-        json.dump(record, handle, indent=1)
-    print(json.dumps({"loss": float(loss_value), "npz_bytes": os.path.getsize(npz), "sha256": sha256(npz)}))
+    save_record(cli.out_dir, "bert4rec_train", record)
+    print(json.dumps({"loss": float(loss_value), "npz_bytes": os.path.getsize(npz), "sha256": digest}))
 
 
 if __name__ == "__main__":

@@ -38,7 +38,8 @@ import tempfile
 import types
 
 import numpy as np
-from tf1 import sha256, tensorflow_v1
+from fixture import save_arrays, save_record, sha256
+from tf1 import tensorflow_v1
 
 REPOSITORY = "github.com/xiangwang1223/neural_graph_collaborative_filtering"
 COMMIT = "a718a4f2df7c3942ca0df6759926975762c61eed"
@@ -139,9 +140,7 @@ def main():
     out["sequences"] = np.asarray([item for sequence in sequences for item in sequence], dtype=np.int64)
     out["sequence_offsets"] = np.cumsum([0] + [len(sequence) for sequence in sequences]).astype(np.int64)
 
-    os.makedirs(cli.out_dir, exist_ok=True)
-    npz = os.path.join(cli.out_dir, "bprmf_train.npz")
-    np.savez_compressed(npz, **out)
+    npz, digest = save_arrays(cli.out_dir, "bprmf_train", out)
     record = {
         "repository": REPOSITORY,
         "commit": COMMIT,
@@ -178,9 +177,8 @@ def main():
             "against every official item 0..n_items-1"
         ),
     }
-    with open(os.path.join(cli.out_dir, "bprmf_train.json"), "w") as handle:
-        json.dump(record, handle, indent=1)
-    print(json.dumps({"losses": losses, "npz_bytes": os.path.getsize(npz), "sha256": sha256(npz)}, indent=1))
+    save_record(cli.out_dir, "bprmf_train", record)
+    print(json.dumps({"losses": losses, "npz_bytes": os.path.getsize(npz), "sha256": digest}, indent=1))
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ import tempfile
 
 import numpy as np
 import torch
+from fixture import save_arrays, save_record
 
 REPOSITORY = "graytowne/caser_pytorch"
 COMMIT = "c4e10e4c12f0fce8a0cba12008b3aff5d07a26d1"
@@ -255,8 +256,7 @@ def main():
         else:
             arrays[f"grad/{name}"] = gradient
     arrays["scores"] = scores
-    os.makedirs(opt.out, exist_ok=True)
-    np.savez_compressed(os.path.join(opt.out, FIXTURE + ".npz"), **arrays)  # fixed dates: the same bytes each run
+    save_arrays(opt.out, FIXTURE, arrays)
 
     record = {
         "repository": REPOSITORY,
@@ -300,9 +300,7 @@ def main():
         "official_lines": OFFICIAL_LINES,
         "parameter_names": list(weights),
     }
-    with open(os.path.join(opt.out, FIXTURE + ".json"), "w") as handle:
-        json.dump(record, handle, indent=1)
-        handle.write("\n")
+    save_record(opt.out, FIXTURE, record)
     print(json.dumps(losses), f"{len(origin)} windows, scores {scores.shape}")
 
 

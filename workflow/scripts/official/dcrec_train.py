@@ -52,6 +52,7 @@ import tempfile
 
 import numpy as np
 import torch
+from fixture import save_arrays, save_record
 
 torch.set_num_threads(1)
 
@@ -303,8 +304,7 @@ for key, value in arrays.items():
         assert np.all(np.isfinite(value)), key
 
 
-npz_path = os.path.join(OUT, "dcrec_train.npz")
-np.savez_compressed(npz_path, **dict(sorted(arrays.items())))  # sorted; numpy's fixed dates: same bytes
+npz_path, _ = save_arrays(OUT, "dcrec_train", arrays)
 
 
 def line(path, lines):
@@ -382,6 +382,5 @@ record = {
     ],
     "parameters": {name: list(value.shape) for name, value in weights.items()},
 }
-with open(os.path.join(OUT, "dcrec_train.json"), "w") as handle:
-    handle.write(json.dumps(record, indent=1) + "\n")
+save_record(OUT, "dcrec_train", record)
 print(json.dumps(record["losses"]), "self-loop weight", self_loop_weight, os.path.getsize(npz_path), "bytes")

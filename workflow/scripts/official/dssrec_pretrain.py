@@ -36,6 +36,7 @@ import sys
 
 import numpy as np
 import torch
+from fixture import save_arrays, save_record
 
 REPOSITORY = "github.com/abis330/DSSRec"
 COMMIT = "eb0ca62c7599e97ee006f344fd2a5438ba8a4408"
@@ -196,9 +197,7 @@ def main():
     out["score_input_ids"] = input_ids.numpy().astype(np.int64)
     out["scores"] = scores.numpy().astype(np.float32)
 
-    os.makedirs(cli.out_dir, exist_ok=True)
-    npz_path = os.path.join(cli.out_dir, NAME + ".npz")
-    np.savez_compressed(npz_path, **out)
+    npz_path, _ = save_arrays(cli.out_dir, NAME, out)
     size = os.path.getsize(npz_path)
     assert size < 256 * 1024, size
 
@@ -251,9 +250,7 @@ def main():
             "scores: predict_full before the training items are zeroed, [8, item_size]."
         ),
     }
-    with open(os.path.join(cli.out_dir, NAME + ".json"), "w") as handle:
-        json.dump(meta, handle, indent=1)
-        handle.write("\n")
+    save_record(cli.out_dir, NAME, meta)
     print(json.dumps({"losses": losses, "window_indices": seen, "kept": kept, "npz_bytes": size}, indent=1))
 
 

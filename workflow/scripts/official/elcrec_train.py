@@ -33,6 +33,7 @@ import tempfile
 
 import numpy as np
 import torch
+from fixture import save_arrays, save_record
 from iclrec_main import main_objects
 
 torch.set_num_threads(1)
@@ -248,8 +249,7 @@ arrays["debug/cluster_centers_ckpt_norms"] = centres_ckpt.norm(dim=1).numpy().as
 for k, v in arrays.items():
     if np.issubdtype(np.asarray(v).dtype, np.floating):
         assert np.all(np.isfinite(v)), k
-npz_path = os.path.join(OUT, "elcrec_train_beauty.npz")
-np.savez_compressed(npz_path, **arrays)
+npz_path, _ = save_arrays(OUT, "elcrec_train_beauty", arrays)
 # identical output for a second pass on the same views (eval mode => no dropout)
 assert len(passes) == 3 and torch.equal(passes[1][1], passes[2][1])
 
@@ -391,9 +391,7 @@ meta = {
     ),
 }
 # the record names no folder of this machine: the official logs' folder and the data folder by role
-text = json.dumps(meta, indent=1).replace(off_out, "<official-logs>/")
-text = text.replace(os.path.join(opt.data_dir, ""), "<data_dir>/").replace(opt.data_dir, "<data_dir>")
-with open(os.path.join(OUT, "elcrec_train_beauty.json"), "w") as f:
-    f.write(text + "\n")
+hide = {off_out: "<official-logs>/", os.path.join(opt.data_dir, ""): "<data_dir>/", opt.data_dir: "<data_dir>"}
+save_record(OUT, "elcrec_train_beauty", meta, hide)
 print(json.dumps(losses, indent=1))
 print("npz", npz_path, os.path.getsize(npz_path), "bytes; passes", meta["encoder_passes"])

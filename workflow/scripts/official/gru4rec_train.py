@@ -37,7 +37,8 @@ import sys
 import types
 
 import numpy as np
-from tf1 import sha256, tensorflow_v1
+from fixture import save_arrays, save_record
+from tf1 import tensorflow_v1
 
 REPOSITORY = "github.com/slientGe/Sequential_Recommendation_Tensorflow"
 COMMIT = "f06053cd7a0bfb101872cf9f91885edea1fe50df"
@@ -152,9 +153,7 @@ def main():
     out["sequences"] = np.asarray([item for sequence in sequences for item in sequence], dtype=np.int64)
     out["sequence_offsets"] = np.cumsum([0] + [len(sequence) for sequence in sequences]).astype(np.int64)
 
-    os.makedirs(cli.out_dir, exist_ok=True)
-    npz = os.path.join(cli.out_dir, "gru4rec_train.npz")
-    np.savez_compressed(npz, **dict(sorted(out.items())))
+    npz, digest = save_arrays(cli.out_dir, "gru4rec_train", out)
     record = {
         "repository": REPOSITORY,
         "commit": COMMIT,
@@ -183,10 +182,9 @@ def main():
         "shapes": {key: list(value.shape) for key, value in out.items()},
         "raw_sequences": [[int(item) for item in sequence] for sequence in raw],
     }
-    with open(os.path.join(cli.out_dir, "gru4rec_train.json"), "w") as handle:
-        json.dump(record, handle, indent=1)
+    save_record(cli.out_dir, "gru4rec_train", record)
     print(json.dumps({"loss": float(loss.sum()), "norm": float(norm), "npz_bytes": os.path.getsize(npz),
-                      "sha256": sha256(npz)}, indent=1))
+                      "sha256": digest}, indent=1))
 
 
 if __name__ == "__main__":

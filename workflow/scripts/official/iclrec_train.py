@@ -52,6 +52,7 @@ import types
 
 import numpy as np
 import torch
+from fixture import save_arrays, save_record
 from iclrec_main import main_objects
 
 torch.set_num_threads(1)
@@ -310,8 +311,7 @@ def run(model_name, contrast_type):
         if np.issubdtype(value.dtype, np.floating):
             assert np.all(np.isfinite(value)), key
 
-    npz_path = os.path.join(OUT, f"{model_name}_train.npz")
-    np.savez_compressed(npz_path, **dict(sorted(arrays.items())))  # sorted; numpy's fixed dates: same bytes
+    npz_path, _ = save_arrays(OUT, f"{model_name}_train", arrays)
     record = {
         "repository": REPOSITORY,
         "commit": COMMIT,
@@ -389,8 +389,7 @@ def run(model_name, contrast_type):
         "before trainers.py:383 zeroes the training items",
         "npz_bytes": os.path.getsize(npz_path),
     }
-    with open(os.path.join(OUT, f"{model_name}_train.json"), "w") as handle:
-        handle.write(json.dumps(record, indent=1) + "\n")
+    save_record(OUT, f"{model_name}_train", record)
     print(model_name, json.dumps(record["losses"]), record["npz_bytes"], "bytes")
 
 

@@ -33,7 +33,6 @@ hook. The npz is written with fixed zip timestamps, so a second run gives the sa
 
 import argparse
 import ast
-import hashlib
 import json
 import os
 import shutil
@@ -42,6 +41,7 @@ import tempfile
 
 import numpy as np
 import torch
+from fixture import save_arrays, save_record
 
 torch.set_num_threads(1)
 
@@ -180,10 +180,7 @@ for key, value in arrays.items():
     assert np.all(np.isfinite(value)), key
 
 
-npz_path = os.path.join(OUT, f"{NAME}.npz")
-np.savez_compressed(npz_path, **dict(sorted(arrays.items())))  # sorted; numpy's fixed dates: same bytes
-with open(npz_path, "rb") as handle:
-    digest = hashlib.sha256(handle.read()).hexdigest()
+npz_path, digest = save_arrays(OUT, NAME, arrays)
 
 
 def line(path: str, lines: str) -> str:
@@ -251,9 +248,7 @@ record = {
     "eval_metrics_of_the_untrained_model": {key: float(value) for key, value in metrics.items()},
     "npz_sha256": digest,
 }
-text = json.dumps(record, indent=1).replace(scratch, "<scratch>")
-with open(os.path.join(OUT, f"{NAME}.json"), "w") as handle:
-    handle.write(text + "\n")
+save_record(OUT, NAME, record, {scratch: "<scratch>"})
 shutil.rmtree(scratch)
 print(json.dumps(losses, indent=1))
 print("npz", npz_path, os.path.getsize(npz_path), "bytes, sha256", digest)

@@ -52,7 +52,6 @@ a second run writes the same bytes.
 """
 
 import argparse
-import hashlib
 import json
 import os
 import pickle
@@ -62,6 +61,7 @@ import tempfile
 
 import numpy as np
 import torch
+from fixture import save_arrays, save_record
 
 torch.set_num_threads(1)
 
@@ -393,10 +393,7 @@ for key, value in arrays.items():
     assert np.all(np.isfinite(value)), key
 
 
-npz_path = os.path.join(OUT, f"{NAME}.npz")
-np.savez_compressed(npz_path, **dict(sorted(arrays.items())))  # sorted; numpy's fixed dates: same bytes
-with open(npz_path, "rb") as handle:
-    digest = hashlib.sha256(handle.read()).hexdigest()
+npz_path, digest = save_arrays(OUT, NAME, arrays)
 
 
 def line(file: str, lines: str) -> str:
@@ -472,8 +469,7 @@ record = {
     "parameter_names": grad_names,
     "npz_sha256": digest,
 }
-with open(os.path.join(OUT, f"{NAME}.json"), "w") as handle:
-    handle.write(json.dumps(record, indent=1).replace(work, "<work>") + "\n")
+save_record(OUT, NAME, record, {work: "<work>"})
 shutil.rmtree(work)  # the official data files
 print(json.dumps(losses, indent=1))
 print("npz", npz_path, os.path.getsize(npz_path), "bytes, sha256", digest)

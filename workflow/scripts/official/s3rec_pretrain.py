@@ -19,13 +19,13 @@ batch itself is saved. Eval mode (dropout off); float32 (the official pretrain()
 
 import argparse
 import ast
-import hashlib
 import json
 import os
 import sys
 
 import numpy as np
 import torch
+from fixture import save_arrays, save_record, sha256
 
 STATE_SHA256 = "a196408d383719bccd1898b5f3f879bd2cdf6490ad9ee21ce0291cae97bd0508"
 REPOSITORY = "github.com/aHuiWang/CIKM2020-S3Rec"
@@ -69,14 +69,6 @@ def official_args(checkout):
             n += 1
     assert n > 20, n
     return parser.parse_args([])
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def main():
@@ -175,9 +167,7 @@ def main():
         else:
             out["grad/" + name] = g.numpy().astype(np.float32)
 
-    os.makedirs(cli.out_dir, exist_ok=True)
-    npz_path = os.path.join(cli.out_dir, "s3rec_pretrain_beauty.npz")
-    np.savez_compressed(npz_path, **out)
+    npz_path, _ = save_arrays(cli.out_dir, "s3rec_pretrain_beauty", out)
     size = os.path.getsize(npz_path)
     assert size < 2 * 1024 * 1024, size
 
@@ -223,9 +213,7 @@ def main():
             "fails on a double model without editing the official code."
         ),
     }
-    json_path = os.path.join(cli.out_dir, "s3rec_pretrain_beauty.json")
-    with open(json_path, "w") as f:
-        json.dump(meta, f, indent=1)
+    save_record(cli.out_dir, "s3rec_pretrain_beauty", meta)
     print(json.dumps({"losses": losses, "indices": seen, "npz_bytes": size}, indent=1))
 
 

@@ -32,7 +32,8 @@ import sys
 import types
 
 import numpy as np
-from tf1 import sha256, tensorflow_v1
+from fixture import save_arrays, save_record
+from tf1 import tensorflow_v1
 
 REPOSITORY = "github.com/kang205/SASRec"
 COMMIT = "e3738967fddab206d6eeb4fda433e7a7034dd8b1"
@@ -135,9 +136,7 @@ def main():
     out["sequences"] = np.asarray([item for items in sequences for item in items], dtype=np.int64)
     out["sequence_offsets"] = np.cumsum([0] + [len(items) for items in sequences]).astype(np.int64)
 
-    os.makedirs(out_dir, exist_ok=True)
-    npz = os.path.join(out_dir, "sasrec_kang205_train.npz")
-    np.savez_compressed(npz, **dict(sorted(out.items())))
+    npz, digest = save_arrays(out_dir, "sasrec_kang205_train", out)
     record = {
         "repository": REPOSITORY,
         "commit": COMMIT,
@@ -169,9 +168,8 @@ def main():
         "mode": "is_training False (dropout off); float32 on CPU, one thread",
         "shapes": {key: list(value.shape) for key, value in out.items()},
     }
-    with open(os.path.join(out_dir, "sasrec_kang205_train.json"), "w") as handle:
-        json.dump(record, handle, indent=1)
-    print(json.dumps({"loss": float(loss), "npz_bytes": os.path.getsize(npz), "sha256": sha256(npz)}, indent=1))
+    save_record(out_dir, "sasrec_kang205_train", record)
+    print(json.dumps({"loss": float(loss), "npz_bytes": os.path.getsize(npz), "sha256": digest}, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,15 +1,9 @@
-"""What the TensorFlow 1 maintainer scripts (bprmf_, bert4rec_, gru4rec_train.py) share: TensorFlow 2's
-`tf.compat.v1` installed as `tensorflow` for the official modules' imports, with the pieces of TF 1's
-`tf.contrib` (gone in TF 2) that a script supplies, and a file's sha256."""
+"""What the TensorFlow 1 maintainer scripts (bprmf_, bert4rec_, gru4rec_, sasrec_kang205_train.py)
+share: TensorFlow 2's `tf.compat.v1` installed as `tensorflow` for the official modules' imports, with
+the pieces of TF 1's `tf.contrib` (gone in TF 2) that a script supplies."""
 
-import hashlib
 import sys
 import types
-
-
-def sha256(path):
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
 
 
 def tensorflow_v1(contrib=lambda v1: {}):
