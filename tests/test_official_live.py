@@ -35,6 +35,7 @@ LIVE = {
     "maerec": ("maerec_train.py", "MAERec", "torch", "--out", ()),
     "sasrec": ("iclrec_train.py", "ICLRec", "torch", "--out", ("--only", "sasrec")),
     "sasrec_kang205": ("sasrec_kang205_train.py", "SASRec", "tf", "--out-dir", ()),
+    "cl4srec_sslrec": ("cl4srec_sslrec_train.py", "SSLRec", "torch", "--out-dir", ()),
     "cl4srec": ("iclrec_train.py", "ICLRec", "torch", "--out", ("--only", "cl4srec")),
     "iclrec": ("iclrec_train.py", "ICLRec", "torch", "--out", ("--only", "iclrec")),
     "elcrec": ("elcrec_train.py", "ELCRec", "torch", "--out", ("--ckpt", "ELCRec-Beauty-1.pt", "--data_dir", "")),

@@ -1,9 +1,13 @@
 """CL4SRec as run inside the ICLRec/ELCRec code base (PROTOCOL.md "CL4SRec"): SASRec's loss plus
-an instance contrastive loss between two augmented views, each flattened over all positions."""
+an instance contrastive loss between two augmented views, each flattened over all positions.
+`architecture: sslrec`: as HKUDS/SSLRec's cl4srec.py computes it (docs/OFFICIAL.md): its Transformer
+(models/sslrec.py), a softmax cross-entropy of the last position over item rows 0..items (the padding
+row a class, the mask row not) and the InfoNCE between the two views' last-position states."""
 
 from __future__ import annotations
 
 import torch
+from torch.nn import functional
 
 from elcrec.models.base import (
     NEXT_ITEM_CHOICES,
@@ -13,31 +17,46 @@ from elcrec.models.base import (
     RecommenderModel,
     backbone_from,
 )
-from elcrec.models.losses import flattened_info_nce
+from elcrec.models.losses import flattened_info_nce, info_nce
 from elcrec.models.registry import register
+from elcrec.models.sslrec import SSLRecEncoder
+
+ARCHITECTURES = ("iclrec", "sslrec")  # the ICLRec code base's CL4SRec (Table 1's column), SSLRec's
 
 
 @register
 class CL4SRec(RecommenderModel):
     name = "cl4srec"
-    choices = NEXT_ITEM_CHOICES
-    defaults = NEXT_ITEM_DEFAULTS | {"instance_weight": 0.1, "temperature": 1.0}
+    choices = NEXT_ITEM_CHOICES | {"architecture": ARCHITECTURES}
+    defaults = NEXT_ITEM_DEFAULTS | {"instance_weight": 0.1, "temperature": 1.0, "architecture": "iclrec"}
     needs_views = True
 
     def __init__(self, vocab_size: int, settings: dict) -> None:
         super().__init__()
-        self.backbone = backbone_from(vocab_size, settings)
+        self.sslrec = settings["architecture"] == "sslrec"
+        self.backbone = SSLRecEncoder(vocab_size, settings) if self.sslrec else backbone_from(vocab_size, settings)
         self.instance_weight = settings["instance_weight"]
         self.temperature = settings["temperature"]
         self.next_item = NextItemObjective(settings)
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
+        if self.sslrec:
+            return self.sslrec_loss(batch)
         # One encoder pass over the main rows and both views: rows are independent (own dropout),
         # so this is the reference's two passes in one.
         size = batch["input"].shape[0]
         outputs = self.backbone(torch.cat([batch["input"], batch["views"]]))
         next_item = self.next_item(outputs[:size], self.backbone.item_embedding, batch)
         instance = flattened_info_nce(outputs[size:], self.temperature)
+        return {"next_item": next_item, "instance_cl": instance, "total": next_item + self.instance_weight * instance}
+
+    def sslrec_loss(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """cl4srec.py cal_loss: each row's target is its last position's (one example a row)."""
+        size = batch["input"].shape[0]
+        states = self.backbone(torch.cat([batch["input"], batch["views"]]))[:, -1]
+        logits = states[:size] @ self.backbone.item_embedding.weight[:-1].T  # rows 0..items: not the mask id
+        next_item = functional.cross_entropy(logits, batch["target"][:, -1])
+        instance = info_nce(*states[size:].chunk(2), self.temperature)
         return {"next_item": next_item, "instance_cl": instance, "total": next_item + self.instance_weight * instance}
 
     def score(self, batch: Batch) -> torch.Tensor:

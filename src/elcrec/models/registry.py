@@ -19,7 +19,7 @@ def register(cls: type[RecommenderModel]) -> type[RecommenderModel]:
 
 
 # modules of elcrec.models that hold no model
-NOT_MODELS = {"backbone", "base", "dcrec_graphs", "kang205", "kmeans", "losses", "reference", "registry"}
+NOT_MODELS = {"backbone", "base", "dcrec_graphs", "kang205", "kmeans", "losses", "reference", "registry", "sslrec"}
 
 
 def registered() -> list[str]:
