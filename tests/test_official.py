@@ -1,6 +1,8 @@
 """official.py: ours against the official code's numbers (tests/data/official): S3-Rec's pre-training
 on its official Beauty weights, ELCRec's training step on the released Beauty checkpoint."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -97,3 +99,17 @@ def test_scores_are_compared_against_the_largest_official_score():
     assert not compare_scores(torch.from_numpy(official) * 1.001, official)["within"]
     with pytest.raises(ElcrecError, match="scores: ours are"):
         compare_scores(torch.zeros(3, 2), official)
+
+
+def test_the_report_table_puts_a_variant_s_check_under_its_model_and_names_the_unchecked(tmp_path):
+    from elcrec.official import table
+
+    for name in ("sasrec", "sasrec_kang205"):
+        record = check(name)
+        (tmp_path / "fixture").mkdir(exist_ok=True)
+        (tmp_path / "fixture" / f"{name}.json").write_text(json.dumps(record))
+    rows = table(tmp_path)
+    sasrec = rows[rows["model"].str.startswith("sasrec")]
+    assert list(sasrec["model"]) == ["sasrec", "sasrec (kang205)"]
+    assert set(sasrec["status"]) == {"equal within float32 rounding"}
+    assert rows.loc[rows["model"] == "dcrec", "status"].item().startswith("not run here")  # it has a check
