@@ -1,9 +1,11 @@
 """models/sslrec.py: SSLRec's Transformer (CL4SRec's `architecture: sslrec`); its equality with the
 official code is tests/test_official_cl4srec_sslrec.py's."""
 
+import pytest
 import torch
 from model_helpers import settings_for, tiny_batch
 
+from elcrec import ElcrecError
 from elcrec.models.registry import build
 
 
@@ -41,3 +43,8 @@ def test_the_loss_is_the_last_position_s_cross_entropy_plus_the_weighted_info_nc
     assert torch.allclose(losses["total"], losses["next_item"] + 0.1 * losses["instance_cl"])
     losses["total"].backward()
     assert model.backbone.item_embedding.weight.grad[0].abs().sum() > 0  # row 0 is a class of the softmax
+
+
+def test_another_next_item_loss_with_the_sslrec_architecture_is_refused():
+    with pytest.raises(ElcrecError, match="architecture sslrec has its own next-item loss"):
+        sslrec(next_item_loss="ce")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional
 
+from elcrec import ElcrecError
 from elcrec.models.base import (
     NEXT_ITEM_CHOICES,
     NEXT_ITEM_DEFAULTS,
@@ -34,6 +35,11 @@ class CL4SRec(RecommenderModel):
     def __init__(self, vocab_size: int, settings: dict) -> None:
         super().__init__()
         self.sslrec = settings["architecture"] == "sslrec"
+        if self.sslrec and settings["next_item_loss"] != "bce":
+            raise ElcrecError(
+                "cl4srec: architecture sslrec has its own next-item loss (SSLRec's cross-entropy at the last "
+                f"position); next_item_loss {settings['next_item_loss']!r} applies to architecture iclrec only"
+            )
         self.backbone = SSLRecEncoder(vocab_size, settings) if self.sslrec else backbone_from(vocab_size, settings)
         self.instance_weight = settings["instance_weight"]
         self.temperature = settings["temperature"]
