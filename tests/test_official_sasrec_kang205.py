@@ -6,6 +6,7 @@ import torch
 
 import elcrec.models.base as base
 import elcrec.models.kang205 as kang205
+from elcrec.models.backbone import split_heads
 from elcrec.official import OFFICIAL_CODE
 from elcrec.official import sasrec_kang205 as official_kang205
 from elcrec.official.common import load_fixture
@@ -38,8 +39,8 @@ def test_the_residual_to_the_unnormalised_states_is_caught(monkeypatch, fixture)
 
     def forward(self, states, additive_mask, padding):
         queries = self.attention_norm(states)
-        query = self._heads(self.query(queries))
-        key, value = self._heads(self.key(states)), self._heads(self.value(states))
+        query = split_heads(self.query(queries), self.heads)
+        key, value = split_heads(self.key(states), self.heads), split_heads(self.value(states), self.heads)
         logits = query @ key.transpose(-1, -2) / query.shape[-1] ** 0.5 + additive_mask
         context = (torch.softmax(logits, dim=-1) @ value).transpose(1, 2).reshape(states.shape)
         inputs = self.feed_forward_norm(context + states)

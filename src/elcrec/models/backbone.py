@@ -81,6 +81,25 @@ class Dropout(nn.Dropout):
         return _ScaleByMask.apply(states, mask)
 
 
+def split_heads(states: torch.Tensor, heads: int) -> torch.Tensor:
+    """[batch, length, hidden] -> [batch, heads, length, hidden / heads]."""
+    batch, length, size = states.shape
+    return states.view(batch, length, heads, size // heads).transpose(1, 2)
+
+
+class ItemEncoder(nn.Module):
+    """An encoder of left-padded item ids with an item table `item_embedding`: the Backbone, and the
+    encoders a model's `architecture` picks instead (models/kang205.py, models/sslrec.py)."""
+
+    def last_state(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """[batch, hidden]: the output at the last position, the user representation for scoring."""
+        return self(input_ids)[:, -1]
+
+    def item_scores(self, user_states: torch.Tensor) -> torch.Tensor:
+        """[batch, hidden] -> [batch, vocab]: dot product with every embedding row (padding and mask too)."""
+        return user_states @ self.item_embedding.weight.T
+
+
 class SelfAttention(nn.Module):
     def __init__(self, settings: BackboneSettings) -> None:
         super().__init__()
@@ -96,15 +115,11 @@ class SelfAttention(nn.Module):
         self.output_dropout = Dropout(settings.dropout)
         self.norm = nn.LayerNorm(settings.hidden_size, eps=LAYER_NORM_EPS)
 
-    def _split_heads(self, states: torch.Tensor) -> torch.Tensor:
-        batch, length, _ = states.shape
-        return states.view(batch, length, self.heads, self.head_size).transpose(1, 2)
-
     def forward(self, states: torch.Tensor, additive_mask: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         """`last_only`: outputs for the last position alone (keys and values still span all)."""
         queries = states[:, -1:] if last_only else states
-        key, value = (self._split_heads(layer(states)) for layer in (self.key, self.value))
-        query = self._split_heads(self.query(queries))
+        key, value = (split_heads(layer(states), self.heads) for layer in (self.key, self.value))
+        query = split_heads(self.query(queries), self.heads)
         if last_only:
             additive_mask = additive_mask[:, :, -1:, :]
         logits = query @ key.transpose(-1, -2) / math.sqrt(self.head_size) + additive_mask
@@ -139,7 +154,7 @@ class Block(nn.Module):
         return self.feed_forward(self.attention(states, additive_mask, last_only))
 
 
-class Backbone(nn.Module):
+class Backbone(ItemEncoder):
     """input ids [batch, max_len] (left-padded with 0) -> outputs [batch, max_len, hidden].
 
     `causal=False` lets every position attend to every item (BERT4Rec's bidirectional encoder).
@@ -199,7 +214,3 @@ class Backbone(nn.Module):
         for index, block in enumerate(self.blocks):
             states = block(states, mask, last_only and index == len(self.blocks) - 1)
         return states
-
-    def item_scores(self, user_states: torch.Tensor) -> torch.Tensor:
-        """[batch, hidden] -> [batch, vocab]: dot product with every embedding row (padding and mask too)."""
-        return user_states @ self.item_embedding.weight.T

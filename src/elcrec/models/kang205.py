@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from elcrec.models.backbone import Backbone, Dropout, glorot_uniform_
+from elcrec.models.backbone import Backbone, Dropout, ItemEncoder, glorot_uniform_, split_heads
 
 EPS = 1e-8  # modules.py normalize
 
@@ -32,14 +32,10 @@ class Kang205Block(nn.Module):
         self.expand, self.contract = nn.Linear(size, size), nn.Linear(size, size)
         self.dropout = Dropout(dropout)
 
-    def _heads(self, states: torch.Tensor) -> torch.Tensor:
-        batch, length, size = states.shape
-        return states.view(batch, length, self.heads, size // self.heads).transpose(1, 2)
-
     def forward(self, states: torch.Tensor, additive_mask: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
         queries = self.attention_norm(states)
-        query = self._heads(self.query(queries))
-        key, value = self._heads(self.key(states)), self._heads(self.value(states))
+        query = split_heads(self.query(queries), self.heads)
+        key, value = split_heads(self.key(states), self.heads), split_heads(self.value(states), self.heads)
         logits = query @ key.transpose(-1, -2) / math.sqrt(query.shape[-1]) + additive_mask
         # (the official query mask zeroes padding rows only, whose outputs no real position reads: left out)
         context = (self.attention_dropout(torch.softmax(logits, dim=-1)) @ value).transpose(1, 2).reshape(states.shape)
@@ -49,9 +45,8 @@ class Kang205Block(nn.Module):
         return (hidden + inputs) * padding
 
 
-class Kang205Encoder(nn.Module):
-    """input ids [batch, max_len] (left-padded with 0) -> outputs [batch, max_len, hidden], with the
-    Backbone's interface (`item_embedding`, `last_state`, `item_scores`)."""
+class Kang205Encoder(ItemEncoder):
+    """input ids [batch, max_len] (left-padded with 0) -> outputs [batch, max_len, hidden]."""
 
     def __init__(self, vocab_size: int, settings: dict) -> None:
         super().__init__()
@@ -81,10 +76,3 @@ class Kang205Encoder(nn.Module):
         for block in self.blocks:
             states = block(states, additive_mask, padding)
         return self.final_norm(states)
-
-    def last_state(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self(input_ids)[:, -1]
-
-    def item_scores(self, user_states: torch.Tensor) -> torch.Tensor:
-        """[batch, hidden] -> [batch, vocab]: dot product with every embedding row (padding and mask too)."""
-        return user_states @ self.item_embedding.weight.T

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from elcrec.models.backbone import Dropout
+from elcrec.models.backbone import Dropout, ItemEncoder, split_heads
 
 EMBEDDING_DROPOUT = 0.1  # model_utils.py TransformerEmbedding(dropout=0.1), never passed by cl4srec.py
 MASKED = -1e9  # model_utils.py MultiHeadAttention: masked_fill(mask == 0, -1e9)
@@ -34,13 +34,9 @@ class SSLRecLayer(nn.Module):
         self.expand, self.contract = nn.Linear(size, inner), nn.Linear(inner, size)
         self.inner_dropout, self.feed_forward_dropout, self.layer_dropout = (Dropout(dropout) for _ in range(3))
 
-    def _heads(self, states: torch.Tensor) -> torch.Tensor:
-        batch, length, size = states.shape
-        return states.view(batch, length, self.heads, size // self.heads).transpose(1, 2)
-
     def forward(self, states: torch.Tensor, key_padding: torch.Tensor) -> torch.Tensor:
         normed = self.attention_norm(states)
-        query, key, value = (self._heads(layer(normed)) for layer in (self.query, self.key, self.value))
+        query, key, value = (split_heads(layer(normed), self.heads) for layer in (self.query, self.key, self.value))
         logits = (query @ key.transpose(-1, -2) / math.sqrt(query.shape[-1])).masked_fill(key_padding, MASKED)
         context = (self.attention_dropout(torch.softmax(logits, dim=-1)) @ value).transpose(1, 2).reshape(states.shape)
         states = states + self.attention_out_dropout(self.output(context))
@@ -48,9 +44,8 @@ class SSLRecLayer(nn.Module):
         return self.layer_dropout(states + self.feed_forward_dropout(hidden))
 
 
-class SSLRecEncoder(nn.Module):
-    """input ids [batch, max_len] (left-padded with 0) -> outputs [batch, max_len, hidden], with the
-    Backbone's interface (`item_embedding`, `last_state`, `item_scores`)."""
+class SSLRecEncoder(ItemEncoder):
+    """input ids [batch, max_len] (left-padded with 0) -> outputs [batch, max_len, hidden]."""
 
     def __init__(self, vocab_size: int, settings: dict) -> None:
         super().__init__()
@@ -76,10 +71,3 @@ class SSLRecEncoder(nn.Module):
         for layer in self.layers:
             states = layer(states, key_padding)
         return states
-
-    def last_state(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self(input_ids)[:, -1]
-
-    def item_scores(self, user_states: torch.Tensor) -> torch.Tensor:
-        """[batch, hidden] -> [batch, vocab]: dot product with every embedding row (padding and mask too)."""
-        return user_states @ self.item_embedding.weight.T
