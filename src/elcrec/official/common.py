@@ -31,23 +31,31 @@ def load_fixture(name: str, folder: Path = FIXTURES) -> tuple[dict[str, np.ndarr
     return fixture, json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
 
 
-def official_state(fixture: dict[str, np.ndarray], rename: Callable[[str], str]) -> dict[str, torch.Tensor]:
-    """The fixture's official weights (`weight/<name>`) under our names, for a strict load_state_dict."""
-    return {
-        rename(key.removeprefix("weight/")): torch.from_numpy(value)
-        for key, value in fixture.items()
-        if key.startswith("weight/")
-    }
+def as_is(name: str, tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
 
 
-def official_gradients(fixture: dict[str, np.ndarray], rename) -> dict[str, tuple[torch.Tensor | None, torch.Tensor]]:
-    """Every parameter's official gradient under our name (`rename`: official name -> ours): (rows,
-    values) for an embedding table stored by its nonzero rows, (None, gradient) otherwise."""
+def official_state(
+    fixture: dict[str, np.ndarray], rename: Callable[[str], str], convert=as_is
+) -> dict[str, torch.Tensor]:
+    """The fixture's official weights (`weight/<name>`) under our names, for a strict load_state_dict;
+    `convert(official name, tensor)` puts one in our layout (a TF kernel transposed)."""
+    names = [key.removeprefix("weight/") for key in fixture if key.startswith("weight/")]
+    return {rename(name): convert(name, torch.from_numpy(fixture[f"weight/{name}"])) for name in names}
+
+
+def official_gradients(
+    fixture: dict[str, np.ndarray], rename, convert=as_is
+) -> dict[str, tuple[torch.Tensor | None, torch.Tensor]]:
+    """Every parameter's official gradient under our name (`rename`: official name -> ours; `convert`
+    as official_state's): (rows, values) for an embedding table stored by its nonzero rows, (None,
+    gradient) otherwise."""
     gradients = {}
     for key in (key for key in fixture if key.startswith("grad/")):
         name = key.removeprefix("grad/")
         rows = fixture.get(f"grad_rows/{name}")
-        gradients[rename(name)] = (None if rows is None else torch.from_numpy(rows), torch.from_numpy(fixture[key]))
+        values = convert(name, torch.from_numpy(fixture[key]))
+        gradients[rename(name)] = (None if rows is None else torch.from_numpy(rows), values)
     return gradients
 
 

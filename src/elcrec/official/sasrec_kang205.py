@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from elcrec import ElcrecError
-from elcrec.official.common import compare
+from elcrec.official.common import compare, official_gradients, official_state
 
 CHECK = {
     "fixture": "sasrec_kang205_train",
@@ -84,10 +84,7 @@ def with_official_weights(fixture: dict[str, np.ndarray], record: dict) -> torch
         "max_len": official["maxlen"],
         "dropout": official["dropout_rate"],
     }
-    state = {
-        rename(name): as_ours(name, torch.from_numpy(fixture[f"weight/{name}"]))
-        for name in (key.removeprefix("weight/") for key in fixture if key.startswith("weight/"))
-    }
+    state = official_state(fixture, rename, as_ours)
     items = len(state[ITEMS])  # official itemnum + 1 (0 = padding)
     torch.manual_seed(0)
     model = build("sasrec", items + 1, settings)
@@ -107,10 +104,7 @@ def check(fixture: dict[str, np.ndarray], record: dict, weights=None, sequences=
     }
     with torch.no_grad():
         scores = model.score({"input": torch.from_numpy(fixture["test/seq"])})[:, :-1]
-    gradients = {
-        rename(name): (None, as_ours(name, torch.from_numpy(fixture[f"grad/{name}"])))
-        for name in (key.removeprefix("grad/") for key in fixture if key.startswith("grad/"))
-    }
+    gradients = official_gradients(fixture, rename, as_ours)
     rows, values = gradients[ITEMS]  # the official table lacks the mask row: its gradient must be 0
     gradients[ITEMS] = (rows, torch.cat([values, torch.zeros_like(values[:1])]))
     official = {"total": float(fixture["loss/total"])}  # the BCE is the loss's only term
