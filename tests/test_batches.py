@@ -11,6 +11,8 @@ from elcrec.data.batches import (
     prefixes_ending_at,
     reorder,
     sample_negatives,
+    sslrec_draws,
+    sslrec_views,
     training_batches,
 )
 from elcrec.data.sequences import SequenceData
@@ -168,6 +170,39 @@ def test_whole_prefix_batches_take_every_prefix_of_the_uncut_input_cut_after():
     wide = TrainingData.of(SequenceData.from_sequences(sequences).split(max_len=20))  # every input is shorter
     for batch in training_batches(wide, 5, torch.Generator().manual_seed(0), unit="whole-prefixes"):
         assert batch["input"].shape == batch["target"].shape == batch["negative"].shape == (len(batch["users"]), 20)
+
+
+def test_seq_aug_batches_leave_out_the_prefix_one_short_of_the_whole_input():
+    """SSLRec's `_seq_aug`: the prefixes of 1..m-2 items and the whole input of m, not the one of m - 1."""
+    sequences = [np.arange(1, n + 1) + 3 * u for u, n in enumerate([4, 5, 12, 15])]
+    data = TrainingData.of(SequenceData.from_sequences(sequences).split(max_len=6))
+    seen = []
+    for batch in training_batches(data, 7, generator(), views=True, augmentation={"method": "sslrec"}, unit="seq-aug"):
+        assert batch["views"].shape == (2 * len(batch["users"]), 6)
+        sizes = (batch["whole"] > 0).sum(1).tolist()
+        seen += list(zip(batch["users"].tolist(), sizes, strict=True))
+    whole = [len(sequence) - 3 for sequence in sequences]  # m: s_1..s_{n-3}
+    expected = {(user, size) for user, m in enumerate(whole) for size in [*range(1, m - 1), m]}
+    assert len(seen) == len(set(seen)) and set(seen) == expected
+
+
+def test_sslrec_draws_follow_its_distributions():
+    rows = torch.tensor([[0] * (12 - n) + list(range(1, n + 1)) for n in [2, 5, 9, 12] * 500])
+    lengths = (rows > 0).sum(1)
+    draws = sslrec_draws(rows, generator(), tau=0.6, gamma=0.3, beta=0.6)
+    assert (draws.ops[:, 0] != draws.ops[:, 1]).all() and len({tuple(pair) for pair in draws.ops.tolist()}) == 6
+    kept = torch.floor(0.6 * lengths.double()).long()[:, None]
+    assert (draws.starts >= 0).all() and (draws.starts <= lengths[:, None] - kept).all()
+    assert (draws.starts == lengths[:, None] - kept).any() and (draws.starts == 0).any()  # both ends drawn
+    assert torch.equal(draws.masked.sum(-1), torch.floor(0.3 * lengths.double()).long()[:, None].expand(-1, 2))
+    assert not draws.masked[(rows == 0)[:, None, :].expand(-1, 2, -1)].any()  # items only
+    slots = torch.arange(12)
+    shuffled = torch.where(slots < kept[..., None], draws.order, -1)
+    unshuffled = torch.where(slots < kept[..., None], slots, -1).expand(-1, 2, -1)
+    assert torch.equal(shuffled.sort(-1).values, unshuffled.sort(-1).values)  # a permutation of 0..n-1
+    assert not torch.equal(shuffled, unshuffled)
+    views = sslrec_views(rows, 99, draws, 0.6, 0.6)
+    assert views.shape == (len(rows) * 2, 12) and (views == 99).any()
 
 
 def test_user_batches_may_carry_the_uncut_input_and_its_negatives():

@@ -63,7 +63,7 @@ def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
     # released checkpoints (rule `reference` imports and evaluates each) + the official S3-Rec Beauty
     # model; one sequence file per dataset; the experiment grid of config.yaml: Table 1 (all 14
     # columns) 168, the ablation 48 (12 shared with Table 1), sensitivity 36 (4 shared), cost 12,
-    # departures 192, domains 12, official-weights 3, strong-baselines 36: 491 runs; S3-Rec's ISP,
+    # departures 204, domains 12, official-weights 3, strong-baselines 36: 503 runs; S3-Rec's ISP,
     # default and train-negatives and DSSRec's default and e300 pre-trainings on each benchmark: 20
     # pre-trainings, and the imported official one
     assert job_counts(result.stdout) == {
@@ -73,18 +73,18 @@ def test_dry_run_of_the_full_config_lists_the_whole_dag(tmp_path):
         "import_pretrained": 1,
         "official_check": 2,
         "official_check_fixture": len(FIXTURE_CHECKS),
-        "train": 491,
+        "train": 503,
         "reference": 4,
         "analyse": 1,
         "scale": 1,
         "report": 1,
         "all": 1,
-        "total": 544 + len(FIXTURE_CHECKS),
+        "total": 556 + len(FIXTURE_CHECKS),
     }
     assert "results/runs/beauty/elcrec/B+ICL/seed3/metrics.json" in result.stdout
     assert "results/pretrain/yelp/s3rec/ISP/pretrained.pt" in result.stdout
     assert "pending" not in result.stderr  # no Table 1 column waits for a model
-    assert "491 distinct runs in all, 21 pre-trainings" in result.stderr
+    assert "503 distinct runs in all, 21 pre-trainings" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -201,7 +201,7 @@ def test_rerender_makes_tables_and_report_from_the_runs_there_whichever_config_t
         write_run(tmp_path / "results/runs", "beauty", "sasrec", "default", seed, 0.4)
     # the report's own target is the report of the config's grid: without the config of the runs, it trains
     grid = snakemake("-n", "results/report/report.html", workdir=tmp_path)
-    assert grid.returncode == 0 and job_counts(grid.stdout)["train"] == 491
+    assert grid.returncode == 0 and job_counts(grid.stdout)["train"] == 503
     for config in ([], ["--configfile", str(REPO / "config" / "smoke.yaml")]):
         planned = snakemake("-n", "rerender", *config, workdir=tmp_path)
         assert planned.returncode == 0 and job_counts(planned.stdout) == {"rerender": 1, "total": 1}
@@ -265,6 +265,7 @@ def test_smoke_profile_runs_download_to_trained_runs_offline(tmp_path):
         "beauty/bert4rec/lr1e-3/seed1",
         "beauty/bprmf/adam-lr1e-3/seed1",
         "beauty/caser/e300/seed1",
+        "beauty/cl4srec/sslrec/seed1",
         "beauty/dcrec/aligned-sim/seed1",
         "beauty/elcrec/alpha-0.1/seed1",
         "beauty/elcrec/cost/seed1",

@@ -75,7 +75,7 @@ TRAINING_CHOICES = {
     "masking": MASKING_MODES,
     "on_divergence": DIVERGENCE_MODES,
     "selection_metric": (*(f"{name}@{k}" for k in KS for name in ("HR", "NDCG")), "MRR"),
-    "augmentation": ("random", *AUGMENTATIONS),
+    "augmentation": ("random", "sslrec", *AUGMENTATIONS),
     "batch_unit": BATCH_UNITS,
 }
 CHECKPOINT, MODEL_FILE = "checkpoint.pt", "model.pt"

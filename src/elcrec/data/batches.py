@@ -33,8 +33,9 @@ AUGMENTATIONS = ("crop", "mask", "reorder")
 # each position of the input (cut to max_len) one row (DCRec's official loader), or each position of the
 # whole training input one row, cut to max_len after (IOCRec's); see `prefix_batches`; or users drawn
 # afresh for each step (the official BPR-MF's sampler): `sampled_user_batches`; or sliding windows
-# of the whole training input (the official GRU4Rec's): `window_batches`
-BATCH_UNITS = ("users", "prefixes", "whole-prefixes", "sampled-users", "random-users", "windows")
+# of the whole training input (the official GRU4Rec's): `window_batches`; seq-aug: the whole-prefixes
+# but the one a prefix short of the whole input (SSLRec's `_seq_aug`, off by one)
+BATCH_UNITS = ("users", "prefixes", "whole-prefixes", "seq-aug", "sampled-users", "random-users", "windows")
 
 
 class ItemSets:
@@ -157,6 +158,93 @@ def augment(
 
 
 @dataclass(frozen=True)
+class SSLRecDraws:
+    """Every random draw of HKUDS/SSLRec's `_cl4srec_aug` for a batch of rows [b, width], per row and
+    view (the last-but-one axis, view one first): `ops` 0 crop, 1 mask, 2 reorder (two distinct a row);
+    `starts` crop's or reorder's `randint(0, m - n)`, counted from the row's end; `masked` [b, 2, width]
+    mask's positions; `order` [b, 2, width] reorder's shuffle (slot k takes offset order[k], k < n)."""
+
+    ops: torch.Tensor
+    starts: torch.Tensor
+    masked: torch.Tensor
+    order: torch.Tensor
+
+
+def sslrec_counts(lengths: torch.Tensor, rate: float) -> torch.Tensor:
+    """math.floor(length * rate), as cl4srec.py counts the items an augmentation takes."""
+    return torch.floor(rate * lengths.double()).long()
+
+
+def sslrec_draws(rows: torch.Tensor, generator: torch.Generator, tau: float, gamma: float, beta: float) -> SSLRecDraws:
+    """Draws with SSLRec's distributions (random.sample(range(3), k=2), randint, sample, shuffle)."""
+    size, width = rows.shape
+    device = rows.device
+    lengths = (rows > 0).sum(1)[:, None].expand(size, 2)
+    first = torch.randint(0, 3, (size,), generator=generator, device=device)
+    second = (first + 1 + torch.randint(0, 2, (size,), generator=generator, device=device)) % 3
+    ops = torch.stack([first, second], dim=1)
+    taken = torch.where(ops == 0, sslrec_counts(lengths, tau), sslrec_counts(lengths, beta))
+    starts = _uniform_int(lengths - taken, generator)
+    columns = torch.arange(width, device=device)
+    draws = torch.rand((size, 2, width), generator=generator, device=device)
+    keys = torch.where(columns >= width - lengths[..., None], draws, 2.0)  # the row's items only
+    masked = keys.argsort(dim=-1).argsort(dim=-1) < sslrec_counts(lengths, gamma)[..., None]
+    keys = torch.where(columns < sslrec_counts(lengths, beta)[..., None], draws, 2.0 + columns)
+    return SSLRecDraws(ops, starts, masked, keys.argsort(dim=-1))
+
+
+def sslrec_views(rows: torch.Tensor, mask_id: int, draws: SSLRecDraws, tau: float, beta: float) -> torch.Tensor:
+    """SSLRec's two views of left-padded rows -> [2b, width] (docs/OFFICIAL.md "CL4SRec"): crop keeps
+    n = floor(tau m) items ending `start` before the row's end; mask sets the drawn positions to
+    `mask_id`; reorder writes the shuffle of the items at end offsets start..start+n-1 (offset 0 is
+    the row's first column: a -0 index) into end offsets start+2..start+n+1, so items repeat and
+    padding moves in. The second view is made from the first's result where that was a mask or a
+    reorder (an in-place edit of the row). Rows of at most one item are both views. Named departure:
+    where the reorder's target runs past the row's start (a row of `width` items, start m - n), SSLRec
+    raises ValueError; ours leaves the row as it is."""
+    width = rows.shape[1]
+    lengths = (rows > 0).sum(1)
+    columns = torch.arange(width, device=rows.device)[None, :]
+
+    def view(source: torch.Tensor, index: int) -> torch.Tensor:
+        start = draws.starts[:, index]
+        size = sslrec_counts(lengths, tau)
+        cropped = _take_window(source, lengths, lengths - size - start, size)
+        masked = torch.where(draws.masked[:, index], torch.full_like(source, mask_id), source)
+        size = sslrec_counts(lengths, beta)
+        first = (width - (start + 1 + size))[:, None]  # the column of the reorder's first slot
+        slot = (columns - first).clamp(0, width - 1)
+        offsets = start[:, None] + draws.order[:, index].gather(1, slot)
+        inside = (columns >= first) & (columns < first + size[:, None]) & (first >= 0)
+        reordered = torch.where(inside, source.gather(1, (width - offsets) % width), source)
+        op = draws.ops[:, index, None]
+        return torch.where(op == 0, cropped, torch.where(op == 1, masked, reordered))
+
+    one = view(rows, 0)
+    two = view(torch.where(draws.ops[:, :1] == 0, rows, one), 1)
+    short = (lengths <= 1)[:, None]
+    return torch.cat([torch.where(short, rows, one), torch.where(short, rows, two)])
+
+
+def view_pair(
+    uncut: torch.Tensor,
+    lengths: torch.Tensor,
+    cut: torch.Tensor,
+    data: TrainingData,
+    generator: torch.Generator,
+    augmentation: dict | None,
+) -> torch.Tensor:
+    """Two views of each row [2b, max_len]: `augment` twice on the uncut rows, or with method `sslrec`
+    SSLRec's pair made from the cut rows (its `_cl4srec_aug` sees the padded max_len input)."""
+    options = dict(augmentation or {})
+    if options.get("method") != "sslrec":
+        return torch.cat([augment(uncut, lengths, data.max_len, generator, **options) for _ in range(2)])
+    rates = {key: options.get(key, default) for key, default in (("tau", 0.6), ("gamma", 0.3), ("beta", 0.6))}
+    draws = sslrec_draws(cut, generator, **rates)
+    return sslrec_views(cut, data.item_sets.vocab_size - 1, draws, rates["tau"], rates["beta"])
+
+
+@dataclass(frozen=True)
 class TrainingData:
     """A split's training tensors on the device the batches are built on, and the lengths also on
     the host (a batch's view width is read there, without a device read)."""
@@ -218,12 +306,15 @@ def prefix_batches(
     views: bool = False,
     augmentation: dict | None = None,
     whole: bool = False,
+    skip_second_last: bool = False,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """One epoch of prefix examples, shuffled, `batch_size` at a time: every non-padding position of
     every user's input (cut to max_len) is one example, its prefix left-padded, whose last target is
     the next item. With `whole`, every position of the whole (uncut) training input instead, each
     prefix cut to its last max_len items after, and the uncut prefix under "whole" (right-aligned,
     as wide as the batch's longest): the views augment it, as IOCRec's official loader does.
+    `skip_second_last` leaves out the prefix one item short of the whole input (SSLRec's `_seq_aug`:
+    `range(1, len(seq) - 1)`, then the whole input).
 
     The keys of `training_batches`, a row per example (`users` holds each example's user, repeated
     where a user has several); the views augment the example's own prefix, not the user's input.
@@ -232,6 +323,9 @@ def prefix_batches(
     source = data.whole if whole else data.input
     targets = next_items(source, data.target) if whole else data.target
     rows, columns = (source > 0).nonzero(as_tuple=True)
+    if skip_second_last:  # a prefix of m - 1 of the m items ends at column width - 2
+        keep = columns != source.shape[1] - 2
+        rows, columns = rows[keep], columns[keep]
     order = torch.randperm(len(rows), generator=generator, device=device)
     negatives = sample_negatives(targets, torch.arange(data.n_users, device=device), data.item_sets, generator)
     if whole:  # each example's prefix length, read on the host once an epoch: a batch's "whole" width
@@ -250,8 +344,7 @@ def prefix_batches(
         if whole:
             batch["whole"] = prefixes[:, -int(sizes[start : start + batch_size].max()) :]
         if views:
-            pair = [augment(prefixes, lengths, max_len, generator, **(augmentation or {})) for _ in range(2)]
-            batch["views"] = torch.cat(pair)
+            batch["views"] = view_pair(prefixes, lengths, batch["input"], data, generator, augmentation)
         yield batch
 
 
@@ -331,13 +424,13 @@ def training_batches(
     negatives: int = 1,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """One epoch: users in a random order, `batch_size` at a time (the last batch may be smaller),
-    built on `data.device` with `generator` (on the same device); `unit` prefixes or whole-prefixes
-    gives `prefix_batches` instead, sampled-users `sampled_user_batches`, random-users
+    built on `data.device` with `generator` (on the same device); `unit` prefixes, whole-prefixes or
+    seq-aug gives `prefix_batches` instead, sampled-users `sampled_user_batches`, random-users
     `random_user_batches`, windows `window_batches`
     (`window` items, `negatives` a window).
 
     Keys: users, input, target, negative ([b, max_len]) and, with `views`, two augmented views of
-    each training input stacked as [2b, max_len] (view one's rows first); with `whole`, the uncut
+    each training input stacked as [2b, max_len] (view one's rows first; `view_pair`); with `whole`, the uncut
     training input and the negatives of its positions ("whole", "whole_negative": right-aligned, as
     wide as the batch's longest; "negative" is their last max_len columns).
     """
@@ -359,7 +452,8 @@ def training_batches(
         yield from window_batches(data, batch_size, generator, window, negatives)
         return
     if unit != "users":
-        yield from prefix_batches(data, batch_size, generator, views, augmentation, whole=unit == "whole-prefixes")
+        whole_rows = unit != "prefixes"  # whole-prefixes and seq-aug
+        yield from prefix_batches(data, batch_size, generator, views, augmentation, whole_rows, unit == "seq-aug")
         return
     device = data.device
     order = torch.randperm(data.n_users, generator=generator, device=device)
@@ -384,8 +478,5 @@ def training_batches(
             batch["whole"], batch["whole_negative"] = data.whole[users][:, -width:], whole_negatives[users][:, -width:]
         if views:
             uncut = data.whole[users][:, -width:]
-            lengths = data.lengths[users]
-            options = augmentation or {}
-            pair = [augment(uncut, lengths, data.max_len, generator, **options) for _ in range(2)]
-            batch["views"] = torch.cat(pair)
+            batch["views"] = view_pair(uncut, data.lengths[users], batch["input"], data, generator, augmentation)
         yield batch
