@@ -2,7 +2,8 @@
 an instance contrastive loss between two augmented views, each flattened over all positions.
 `architecture: sslrec`: as HKUDS/SSLRec's cl4srec.py computes it (docs/OFFICIAL.md): its Transformer
 (models/sslrec.py), a softmax cross-entropy of the last position over item rows 0..items (the padding
-row a class, the mask row not) and the InfoNCE between the two views' last-position states."""
+row a class, the mask row not) and the InfoNCE between the two views' last-position states; variant
+`sslrec` adds its examples and views (data/batches.py `seq-aug`, `sslrec_views`)."""
 
 from __future__ import annotations
 

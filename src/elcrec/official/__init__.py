@@ -38,7 +38,7 @@ OFFICIAL_CODE = {
     "dssrec": "no official code; the re-implementation the paper cites: "
     "abis330/DSSRec @ eb0ca62c7599e97ee006f344fd2a5438ba8a4408",
     "s3rec": "aHuiWang/CIKM2020-S3Rec @ 49a890dcb516c9ed3126564495234ea74d5cd566",
-    "cl4srec": f"as the ICLRec code base runs it: {ICLREC}; architecture sslrec: "
+    "cl4srec": f"as the ICLRec code base runs it: {ICLREC}; variant sslrec: "
     "HKUDS/SSLRec @ 7597c31ce3f78c7497918d886b90df6d4d02cad5",
     "dcrec": "HKUDS/DCRec @ 23382332f79351b1340033946982b4dd93ae46ae",
     "maerec": "HKUDS/MAERec @ bd92f2c7776d52a83361ef5c4ca5dc6635ccec00",
