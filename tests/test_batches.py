@@ -177,7 +177,8 @@ def test_seq_aug_batches_leave_out_the_prefix_one_short_of_the_whole_input():
     sequences = [np.arange(1, n + 1) + 3 * u for u, n in enumerate([4, 5, 12, 15])]
     data = TrainingData.of(SequenceData.from_sequences(sequences).split(max_len=6))
     seen = []
-    for batch in training_batches(data, 7, generator(), views=True, augmentation={"method": "sslrec"}, unit="seq-aug"):
+    views = {"method": "sslrec", "tau": 0.6, "gamma": 0.3, "beta": 0.6}
+    for batch in training_batches(data, 7, generator(), views=True, augmentation=views, unit="seq-aug"):
         assert batch["views"].shape == (2 * len(batch["users"]), 6)
         sizes = (batch["whole"] > 0).sum(1).tolist()
         seen += list(zip(batch["users"].tolist(), sizes, strict=True))

@@ -239,7 +239,7 @@ def view_pair(
     options = dict(augmentation or {})
     if options.get("method") != "sslrec":
         return torch.cat([augment(uncut, lengths, data.max_len, generator, **options) for _ in range(2)])
-    rates = {key: options.get(key, default) for key, default in (("tau", 0.6), ("gamma", 0.3), ("beta", 0.6))}
+    rates = {key: options[key] for key in ("tau", "gamma", "beta")}  # SSLRec's: 0.6, 0.3, 0.6 (variant sslrec)
     draws = sslrec_draws(cut, generator, **rates)
     return sslrec_views(cut, data.item_sets.vocab_size - 1, draws, rates["tau"], rates["beta"])
 
