@@ -88,7 +88,7 @@ def edited(function, old: str, new: str):
 @pytest.mark.parametrize(
     ("old", "new"),
     [
-        ("first = (width - (start + 1 + size))", "first = (width - (start + size))"),  # the reorder aligned
+        ("first = (width - (start + 1 + moved))", "first = (width - (start + moved))"),  # the reorder aligned
         ("source.gather(1, (width - offsets) % width)", "source.gather(1, (width - offsets).clamp(0, width - 1))"),
         ("two = view(torch.where(draws.ops[:, :1] == 0, rows, one), 1)", "two = view(rows, 1)"),  # no aliasing
     ],
@@ -102,9 +102,9 @@ def test_a_one_line_change_to_our_views_is_caught(monkeypatch, fixture, old, new
 
 def test_every_prefix_as_an_example_is_caught(monkeypatch, fixture):
     """SSLRec leaves out the prefix one item short of the whole input: all of them is not its set."""
-    original = official_sslrec.prefix_batches
+    original = batches.prefix_batches
     monkeypatch.setattr(
-        official_sslrec,
+        batches,
         "prefix_batches",
         lambda *args, **options: original(*args, **(options | {"skip_second_last": False})),
     )

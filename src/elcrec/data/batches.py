@@ -103,15 +103,19 @@ def crop(batch: torch.Tensor, lengths: torch.Tensor, tau: float, generator: torc
     return _take_window(batch, lengths, start, size.clamp(min=1))
 
 
+def _random_positions(lengths: torch.Tensor, count: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+    """`count` distinct positions among each row's last `lengths` columns (its items), uniformly:
+    those whose random key (`draws`, uniform in [0, 1)) ranks below `count`, padding keyed last."""
+    width = draws.shape[-1]
+    is_item = torch.arange(width, device=draws.device) >= width - lengths[..., None]
+    rank = torch.where(is_item, draws, 2.0).argsort(dim=-1).argsort(dim=-1)
+    return rank < count[..., None]
+
+
 def mask(batch: torch.Tensor, lengths: torch.Tensor, gamma: float, generator: torch.Generator) -> torch.Tensor:
-    width = batch.shape[1]
     count = torch.floor(gamma * lengths.double()).long()
-    device = batch.device
-    is_item = torch.arange(width, device=device)[None, :] >= (width - lengths[:, None])
-    draws = torch.rand(batch.shape, generator=generator, device=device)
-    keys = torch.where(is_item, draws, torch.full(batch.shape, 2.0, device=device))
-    rank = keys.argsort(dim=1).argsort(dim=1)  # random order of each row's item positions
-    return torch.where(rank < count[:, None], torch.zeros_like(batch), batch)
+    draws = torch.rand(batch.shape, generator=generator, device=batch.device)
+    return torch.where(_random_positions(lengths, count, draws), torch.zeros_like(batch), batch)
 
 
 def reorder(batch: torch.Tensor, lengths: torch.Tensor, beta: float, generator: torch.Generator) -> torch.Tensor:
@@ -183,13 +187,12 @@ def sslrec_draws(rows: torch.Tensor, generator: torch.Generator, tau: float, gam
     first = torch.randint(0, 3, (size,), generator=generator, device=device)
     second = (first + 1 + torch.randint(0, 2, (size,), generator=generator, device=device)) % 3
     ops = torch.stack([first, second], dim=1)
-    taken = torch.where(ops == 0, sslrec_counts(lengths, tau), sslrec_counts(lengths, beta))
-    starts = _uniform_int(lengths - taken, generator)
-    columns = torch.arange(width, device=device)
+    moved = sslrec_counts(lengths, beta)
+    starts = _uniform_int(lengths - torch.where(ops == 0, sslrec_counts(lengths, tau), moved), generator)
     draws = torch.rand((size, 2, width), generator=generator, device=device)
-    keys = torch.where(columns >= width - lengths[..., None], draws, 2.0)  # the row's items only
-    masked = keys.argsort(dim=-1).argsort(dim=-1) < sslrec_counts(lengths, gamma)[..., None]
-    keys = torch.where(columns < sslrec_counts(lengths, beta)[..., None], draws, 2.0 + columns)
+    masked = _random_positions(lengths, sslrec_counts(lengths, gamma), draws)
+    columns = torch.arange(width, device=device)
+    keys = torch.where(columns < moved[..., None], draws, 2.0 + columns)  # the first `moved` slots shuffled
     return SSLRecDraws(ops, starts, masked, keys.argsort(dim=-1))
 
 
@@ -206,16 +209,16 @@ def sslrec_views(rows: torch.Tensor, mask_id: int, draws: SSLRecDraws, tau: floa
     lengths = (rows > 0).sum(1)
     columns = torch.arange(width, device=rows.device)[None, :]
 
+    kept, moved = sslrec_counts(lengths, tau), sslrec_counts(lengths, beta)
+
     def view(source: torch.Tensor, index: int) -> torch.Tensor:
         start = draws.starts[:, index]
-        size = sslrec_counts(lengths, tau)
-        cropped = _take_window(source, lengths, lengths - size - start, size)
+        cropped = _take_window(source, lengths, lengths - kept - start, kept)
         masked = torch.where(draws.masked[:, index], torch.full_like(source, mask_id), source)
-        size = sslrec_counts(lengths, beta)
-        first = (width - (start + 1 + size))[:, None]  # the column of the reorder's first slot
+        first = (width - (start + 1 + moved))[:, None]  # the column of the reorder's first slot
         slot = (columns - first).clamp(0, width - 1)
         offsets = start[:, None] + draws.order[:, index].gather(1, slot)
-        inside = (columns >= first) & (columns < first + size[:, None]) & (first >= 0)
+        inside = (columns >= first) & (columns < first + moved[:, None]) & (first >= 0)
         reordered = torch.where(inside, source.gather(1, (width - offsets) % width), source)
         op = draws.ops[:, index, None]
         return torch.where(op == 0, cropped, torch.where(op == 1, masked, reordered))
@@ -236,7 +239,7 @@ def view_pair(
 ) -> torch.Tensor:
     """Two views of each row [2b, max_len]: `augment` twice on the uncut rows, or with method `sslrec`
     SSLRec's pair made from the cut rows (its `_cl4srec_aug` sees the padded max_len input)."""
-    options = dict(augmentation or {})
+    options = augmentation or {}
     if options.get("method") != "sslrec":
         return torch.cat([augment(uncut, lengths, data.max_len, generator, **options) for _ in range(2)])
     rates = {key: options[key] for key in ("tau", "gamma", "beta")}  # SSLRec's: 0.6, 0.3, 0.6 (variant sslrec)
@@ -453,7 +456,8 @@ def training_batches(
         return
     if unit != "users":
         whole_rows = unit != "prefixes"  # whole-prefixes and seq-aug
-        yield from prefix_batches(data, batch_size, generator, views, augmentation, whole_rows, unit == "seq-aug")
+        skip = unit == "seq-aug"
+        yield from prefix_batches(data, batch_size, generator, views, augmentation, whole_rows, skip_second_last=skip)
         return
     device = data.device
     order = torch.randperm(data.n_users, generator=generator, device=device)

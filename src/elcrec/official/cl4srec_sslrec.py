@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from elcrec import ElcrecError
-from elcrec.data.batches import SSLRecDraws, TrainingData, prefix_batches, sslrec_views
+from elcrec.data.batches import SSLRecDraws, TrainingData, sslrec_views, training_batches
 from elcrec.data.sequences import SequenceData
 from elcrec.official.common import compare, official_gradients, official_state
 
@@ -138,7 +138,7 @@ def examples_equal(fixture: dict[str, np.ndarray]) -> bool:
     generator = torch.Generator().manual_seed(0)
     ours = [
         (*row.tolist(), target)
-        for batch in prefix_batches(TrainingData.of(split), 1 << 20, generator, whole=True, skip_second_last=True)
+        for batch in training_batches(TrainingData.of(split), 1 << 20, generator, unit="seq-aug")
         for row, target in zip(batch["input"], batch["target"][:, -1].tolist(), strict=True)
     ]
     official = [

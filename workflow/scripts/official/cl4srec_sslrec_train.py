@@ -145,6 +145,7 @@ def augmentation_draws(model):
             ops = list(calls.pop(0)[1])
             for view, op in enumerate(ops):
                 kind, value = calls.pop(0)
+                assert kind == ("sample" if op == 1 else "randint"), (op, kind)
                 if op == 1:  # mask: positions counted from the end
                     masked[view, [AUG_WIDTH - 1 - index for index in value]] = True
                 else:
@@ -171,7 +172,7 @@ def augmentation_draws(model):
     return arrays, {"retried_after_value_error": retried, "full_row_last_reorder_start": raised}
 
 
-def training_examples(configs):
+def training_examples():
     """The official training examples of EXAMPLE_USERS users, padded as its dataset pads them."""
     from data_utils.data_handler_sequential import DataHandlerSequential
     from data_utils.datasets_sequential import SequentialDataset
@@ -222,7 +223,7 @@ def main():
     out["loss/total"] = np.float64(loss.item())
     out["scores"] = scores.numpy().astype(np.float32)
     augmentations, raised = augmentation_draws(model)
-    out |= augmentations | training_examples(configs)
+    out |= augmentations | training_examples()
     npz, digest = save_arrays(cli.out_dir, "cl4srec_sslrec_train", out)
     record = {
         "repository": REPOSITORY,
